@@ -1,0 +1,245 @@
+"""``check(model)``: every parameter entry and every state entry at every time step, analytic vs numerical.
+
+Data flows one way: model -> analytic gradients and numerical derivatives -> comparison per row -> Report.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import finite_diff as fd
+from .protocol import ProtocolError, as_scalar_loss, call_model, inspect_model, split_gradients
+from .report import Report, Row
+from .tolerance import compare, default_rtol
+
+SWEEP = (10.0, 1.0, 0.1, 0.01)       # step multipliers of the re-check
+
+
+def _positive(name: str, value, *, allow_zero: bool) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ProtocolError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ProtocolError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return v
+
+
+def check(model, *, method: str = "central", eps: float | None = None, rtol: float | None = None,
+          atol: float | None = None, seed: int = 0, diagnose: bool = True, progress=None,
+          evaluator=None) -> Report:
+    """Check ``model``'s analytic gradients against numerical derivatives over every entry.
+
+    ``method``: ``"central"``, ``"richardson"`` or ``"complex"`` (models declaring the "complex" capability).
+    ``eps``: base step (default per method and dtype, see :mod:`gradcheck.finite_diff`). ``rtol``/``atol``:
+    see :mod:`gradcheck.tolerance`. ``seed`` is recorded in the report (the full check itself draws nothing).
+    ``progress(n)`` is called after every n loss evaluations. Raises :class:`ProtocolError` on usage errors
+    and :class:`ModelError` when the model raises.
+    """
+    if method not in fd.METHODS:
+        raise ProtocolError(f"method: expected one of {list(fd.METHODS)}, got {method!r}")
+    eps = _positive("eps", eps, allow_zero=False)
+    rtol_in = _positive("rtol", rtol, allow_zero=False)
+    atol = _positive("atol", atol, allow_zero=True) or 0.0
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    spec = inspect_model(model)
+    if method == "complex" and "complex" not in spec.capabilities:
+        raise ProtocolError(
+            "method 'complex' needs a model that accepts complex parameters; this one does not declare the "
+            "'complex' capability (add capabilities = {'complex'} if its loss is analytic, or use --method central)"
+        )
+    dtype = spec.dtype
+    base = eps if eps is not None else fd.default_step(method, dtype)
+    rtol_ = rtol_in if rtol_in is not None else default_rtol(dtype, method)
+
+    pg, sg = split_gradients(call_model("gradients(params)", model.gradients, _copies(spec.params)))
+    extra = [k for k in pg if k not in spec.params]
+    if extra:
+        raise ProtocolError(f"gradients(params) returned gradients for unknown parameters {extra}; "
+                            f"parameters() has {list(spec.params)}")
+    states = {}
+    for name, g in sg.items():
+        arr = np.asarray(g)
+        if not isinstance(name, str) or arr.ndim < 1 or arr.shape[0] < 1 or arr.dtype.kind not in "biufc":
+            raise ProtocolError(
+                f"gradients(params): state gradient {name!r} must be a numeric array of shape (T, *state_shape) "
+                f"with T >= 1, got {type(g).__name__} shape {arr.shape}"
+            )
+        states[name] = arr
+    loss0 = as_scalar_loss(call_model("loss(params)", model.loss, _copies(spec.params), None), "loss(params)")
+    timings["analytic"] = time.perf_counter() - t0
+
+    if evaluator is None:
+        evaluator = fd.SerialEvaluator(model, spec.params, {k: v.shape for k, v in states.items()},
+                                       complex_=(method == "complex"), progress=progress)
+    ctx = _Context(evaluator, method, base, rtol_, atol, dtype, pg)
+
+    t1 = time.perf_counter()
+    rows = [ctx.param_row(name, x, pg.get(name)) for name, x in spec.params.items()]
+    for name, g in states.items():
+        rows.extend(ctx.state_rows(name, g))
+    timings["numeric"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    if diagnose:
+        for row in rows:
+            if not row.passed and row.note is None:
+                row.diagnosis = ctx.diagnose(row, spec.params, states, model)
+    timings["diagnosis"] = time.perf_counter() - t2
+
+    settings = {
+        "method": method, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,
+        "rtol": rtol_, "atol": atol, "step_rule": "h_j = eps * max(1, |x_j|)",
+        "tolerance_rule": "|a - n| <= max(atol, 100 * roundoff_j, rtol * max|n|) + rtol * |n_j|",
+    }
+    return Report(rows=rows, seed=seed, method=method, settings=settings, model=_describe(model),
+                  loss=_real(loss0), first_bad_step=first_bad_step(rows, list(states)), timings=timings)
+
+
+def first_bad_step(rows: list[Row], state_order: list[str]) -> dict | None:
+    """The latest time step whose state row fails: where a BPTT error enters, going back in time.
+
+    At equal t, the state the model lists first wins (the reference lists h before s: dL(t)/dh(t) is computed
+    before dL(t)/ds(t) in the backward pass).
+    """
+    bad = [r for r in rows if r.kind == "state" and not r.passed]
+    if not bad:
+        return None
+    rank = {n: k for k, n in enumerate(state_order)}
+    worst = max(bad, key=lambda r: (r.t, -rank.get(r.name, 0)))
+    return {"name": worst.name, "t": worst.t}
+
+
+class _Context:
+    def __init__(self, evaluator, method, base, rtol, atol, dtype, param_grads):
+        self.ev, self.method, self.base, self.rtol, self.atol, self.dtype = (
+            evaluator, method, base, rtol, atol, dtype)
+        self.pg = param_grads
+        self.top: dict[tuple, np.ndarray] = {}     # (kind, name, t) -> flat indices of the worst entries
+
+    def _numeric(self, kind, name, x, idx, method=None, base=None):
+        losses_at = (self.ev.param_losses if kind == "param" else self.ev.state_losses)
+        what = f"parameter {name!r}" if kind == "param" else f"state {name!r}"
+        return fd.derivatives(lambda j, d: losses_at(name, j, d), x, idx, method or self.method,
+                              base or self.base, what)
+
+    def _row(self, kind, name, t, a, n, noise, shape) -> Row:
+        c = compare(a, n, noise, rtol=self.rtol, atol=self.atol)
+        self.top[(kind, name, t)] = c.top
+        a, n = np.asarray(a).reshape(-1), np.asarray(n).reshape(-1)
+        return Row(kind=kind, name=name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
+                   max_rel_err=c.max_rel_err, worst_index=[int(k) for k in np.unravel_index(c.worst, shape)],
+                   analytic=_real(a[c.worst]), numeric=float(n[c.worst]), tolerance=c.tolerance, ratio=c.ratio,
+                   checked=int(a.size))
+
+    def param_row(self, name: str, x: np.ndarray, g) -> Row:
+        note = _shape_problem(f"param_grads[{name!r}]", g, x.shape)
+        if note:
+            return _broken_row("param", name, None, note, x.size)
+        flat = x.reshape(-1)
+        n, noise = self._numeric("param", name, flat, np.arange(flat.size))
+        return self._row("param", name, None, np.asarray(g).reshape(-1), n, noise, x.shape)
+
+    def state_rows(self, name: str, g: np.ndarray) -> list[Row]:
+        T, step_shape = g.shape[0], g.shape[1:]
+        per_t = int(np.prod(step_shape, dtype=int))
+        zeros = np.zeros(g.size, dtype=np.result_type(self.dtype, np.float32))
+        n, noise = self._numeric("state", name, zeros, np.arange(g.size))
+        a = g.reshape(T, per_t)
+        n, noise = n.reshape(T, per_t), noise.reshape(T, per_t)
+        return [self._row("state", name, t, a[t], n[t], noise[t], step_shape or (1,)) for t in range(T)]
+
+    def diagnose(self, row: Row, params, states, model) -> dict:
+        """Re-check the row's worst entries at several steps (and by complex step when the model allows it).
+
+        A discrepancy that stays put while the step changes by 1000x is a wrong gradient; one that shrinks
+        into tolerance at some step is finite-difference error (a bad step size), not a wrong gradient.
+        """
+        worst = self.top[(row.kind, row.name, row.t)]
+        if row.kind == "param":
+            x = params[row.name].reshape(-1)
+            analytic = np.asarray(self.pg[row.name]).reshape(-1)[worst].real
+        else:
+            g = states[row.name]
+            x = np.zeros(g.size, dtype=np.result_type(self.dtype, np.float32))
+            worst = row.t * (g.size // g.shape[0]) + worst     # flat index into the (T, ...) tap
+            analytic = g.reshape(-1)[worst].real
+        sweep = []
+        for mult in SWEEP:
+            base = self.base * mult
+            try:
+                n, noise = self._numeric(row.kind, row.name, x, worst, base=base)
+            except fd.StepError:
+                continue
+            sweep.append((base, n))
+        errors = [float(np.max(np.abs(analytic - n))) for _, n in sweep]
+        tol = row.tolerance
+        out = {
+            "entries": [int(j) for j in self.top[(row.kind, row.name, row.t)]],
+            "steps": [b for b, _ in sweep],
+            "max_errors": errors,
+        }
+        complex_ok = self.method != "complex" and getattr(self.ev, "complex", False) is False and \
+            "complex" in getattr(model, "capabilities", ())
+        if complex_ok:
+            cev = fd.SerialEvaluator(model, params, {k: v.shape for k, v in states.items()}, complex_=True)
+            get = cev.param_losses if row.kind == "param" else cev.state_losses
+            n_cs, _ = fd.derivatives(lambda j, d: get(row.name, j, d), x, worst, "complex",
+                                     fd.default_step("complex", self.dtype), row.name)
+            err_cs = float(np.max(np.abs(analytic - n_cs)))
+            out["complex_step_error"] = err_cs
+            wrong = err_cs > tol
+            out["verdict"] = "wrong gradient" if wrong else "finite-difference error"
+            out["reason"] = (f"complex step (exact to rounding) differs from the analytic value by {err_cs:.3e}"
+                             if wrong else
+                             f"complex step agrees with the analytic value ({err_cs:.3e}): the step size is at fault")
+            return out
+        if errors and min(errors) <= tol:
+            k = int(np.argmin(errors))
+            out["verdict"] = "finite-difference error"
+            out["reason"] = (f"the discrepancy shrinks to {errors[k]:.3e} (within tolerance) at step "
+                             f"{sweep[k][0]:.1e}: try --eps {sweep[k][0]:.1e}")
+        elif len(errors) >= 2 and max(errors) <= 3.0 * min(errors):
+            out["verdict"] = "wrong gradient"
+            out["reason"] = (f"the discrepancy stays at {min(errors):.3e}..{max(errors):.3e} while the step "
+                             f"changes {SWEEP[0] / SWEEP[-1]:.0f}x")
+        else:
+            out["verdict"] = "inconclusive"
+            out["reason"] = "the discrepancy changes with the step but never falls within tolerance"
+        return out
+
+
+def _shape_problem(what: str, g, expected: tuple[int, ...]) -> str | None:
+    if g is None:
+        return f"{what} is missing: gradients() returned no gradient for this parameter"
+    arr = np.asarray(g)
+    if arr.dtype.kind not in "biufc":
+        return f"{what} is not numeric (dtype {arr.dtype})"
+    if arr.shape != tuple(expected):
+        return f"{what} has shape {arr.shape}, expected {tuple(expected)}"
+    return None
+
+
+def _broken_row(kind, name, t, note, size) -> Row:
+    nan = float("nan")
+    return Row(kind=kind, name=name, t=t, passed=False, max_abs_err=nan, max_rel_err=nan, worst_index=[],
+               analytic=nan, numeric=nan, tolerance=nan, ratio=math.inf, checked=size, note=note)
+
+
+def _copies(params):
+    return {k: v.copy() for k, v in params.items()}
+
+
+def _real(v) -> float:
+    return float(np.real(v))
+
+
+def _describe(model) -> str:
+    r = repr(model)
+    return r if len(r) <= 200 and " at 0x" not in r else type(model).__name__

@@ -1,0 +1,109 @@
+"""The result of a check: rows, verdict, settings. Every output format reads this; none recomputes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Row:
+    """One parameter block (``kind="param"``, ``t=None``) or one state at one time step (``kind="state"``).
+
+    ``worst_index``: the index of the worst entry inside the block, or inside the state at step t.
+    ``analytic`` / ``numeric``: that entry's values (the model's gradient / the finite difference).
+    ``ratio``: error / tolerance at the worst entry (> 1 fails). ``note``: why a row failed without a comparison
+    (missing gradient, wrong shape). ``diagnosis``: for failing rows, the step-size re-check (see :mod:`check`).
+    """
+
+    kind: str
+    name: str
+    t: int | None
+    passed: bool
+    max_abs_err: float
+    max_rel_err: float
+    worst_index: list[int]
+    analytic: float
+    numeric: float
+    tolerance: float
+    ratio: float
+    checked: int
+    note: str | None = None
+    diagnosis: dict | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.t is None else f"{self.name}[t={self.t}]"
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind, "name": self.name, "t": self.t, "passed": self.passed,
+            "max_abs_err": _num(self.max_abs_err), "max_rel_err": _num(self.max_rel_err),
+            "worst_index": list(self.worst_index), "analytic": _num(self.analytic), "numeric": _num(self.numeric),
+            "tolerance": _num(self.tolerance), "ratio": _num(self.ratio), "checked": self.checked,
+            "note": self.note, "diagnosis": self.diagnosis,
+        }
+
+
+def _num(x):
+    """JSON has no NaN/inf: write them as strings so a report stays valid JSON and never reads as a pass."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+@dataclass
+class Report:
+    """``rows`` in check order (parameters in the model's order, then each state over time).
+
+    ``first_bad_step``: ``{"name", "t"}`` of the latest time step whose state row fails (where the error enters
+    going back in time), or None. ``settings``: method, steps, tolerances, dtype. ``timings``: seconds per stage.
+    """
+
+    rows: list[Row]
+    seed: int
+    method: str
+    settings: dict
+    model: str
+    loss: float
+    first_bad_step: dict | None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    @property
+    def failing(self) -> list[Row]:
+        return [r for r in self.rows if not r.passed]
+
+    def worst_first(self) -> list[Row]:
+        """Rows sorted by error/tolerance, failing ones first (stable, so equal rows keep check order)."""
+        return sorted(self.rows, key=lambda r: (r.passed, -_sort_key(r.ratio)))
+
+    def verdict(self) -> str:
+        n = len(self.rows)
+        if self.passed:
+            return (f"PASS: all {n} rows within tolerance ({self.method}, seed {self.seed}; "
+                    f"rerun with --seed {self.seed})")
+        bad = self.failing
+        params = [r.name for r in bad if r.kind == "param"]
+        parts = [f"FAIL: {len(bad)} of {n} rows fail"]
+        if params:
+            parts.append(f"parameters: {', '.join(params)}")
+        if self.first_bad_step:
+            fb = self.first_bad_step
+            parts.append(f"first divergence going back in time: {fb['name']} at t={fb['t']}")
+        return "; ".join(parts) + f" ({self.method}, seed {self.seed}; rerun with --seed {self.seed})"
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed, "seed": self.seed, "method": self.method, "model": self.model,
+            "loss": _num(self.loss), "settings": self.settings, "first_bad_step": self.first_bad_step,
+            "verdict": self.verdict(), "rows": [r.to_dict() for r in self.rows], "timings": self.timings,
+        }
+
+
+def _sort_key(x: float) -> float:
+    return math.inf if x != x else x

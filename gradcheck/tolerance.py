@@ -1,0 +1,84 @@
+"""Default tolerances, keyed by dtype and method, and the comparison of one row.
+
+An entry passes when ``|analytic - numeric| <= max(atol, noise_j, rtol * scale) + rtol * |numeric_j|``:
+
+- ``scale`` is the row's largest ``|numeric|``. The floor ``rtol * scale`` ties the absolute part to the
+  gradient's own magnitude, so entries near zero (the reference has entries of ~3e-12 beside entries of ~1) are
+  not failed for a round-off-sized difference, while a wrong entry anywhere in the row is measured against the
+  row's size. In effect the row passes when its max-norm relative error is below about ``rtol``.
+- ``noise_j`` is the estimated round-off of that entry's numerical derivative (eps * |L| * sum|w| / h, see
+  :mod:`gradcheck.finite_diff`), multiplied by ``NOISE_FACTOR``: a row whose gradient is tiny compared with the
+  loss (a vanishing gradient far back in time) is not failed for differences nobody could resolve.
+- ``atol`` is an optional absolute floor (0 by default).
+
+Why these numbers (measured with ``python benchmarks/tolerance_margins.py``, which prints, for random reference
+configurations, the largest error/tolerance ratio of correct gradients and of planted errors):
+
+- float64 central, rtol 1e-6: correct gradients of the reference reach a max-norm relative error of about
+  1e-9 (step 6e-6), three orders below; a 1e-5 relative error in one block is five times above.
+- float64 richardson 1e-7 (its errors are ~1e-11) and complex 1e-9 (exact to rounding, ~1e-15).
+- float32 central 1e-2, richardson 3e-3, complex 1e-4: float32 round-off in the loss is ~6e-8 |L|, so a
+  central difference at the best step (4.9e-3) is only good to ~1e-4..1e-3 relative; the complex step avoids the
+  cancellation and reaches the float32 resolution of the analytic side itself (~1e-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NOISE_FACTOR = 100.0
+TOP = 3
+
+# dtype name -> method -> rtol
+RTOL = {
+    "float64": {"central": 1e-6, "richardson": 1e-7, "complex": 1e-9},
+    "float32": {"central": 1e-2, "richardson": 3e-3, "complex": 1e-4},
+}
+
+
+def default_rtol(dtype, method: str) -> float:
+    name = np.dtype(dtype).name
+    table = RTOL.get(name, RTOL["float32"] if np.dtype(dtype).itemsize < 8 else RTOL["float64"])
+    return table[method]
+
+
+@dataclass
+class Comparison:
+    """The comparison of one row (flat arrays). ``worst`` is the entry furthest over (or nearest to) tolerance."""
+
+    passed: bool
+    ratio: float            # max over entries of error / tolerance (> 1 fails)
+    max_abs_err: float
+    max_rel_err: float      # max of |a - n| / max(|a|, |n|, floor): relative, with near-zero entries floored
+    worst: int
+    tolerance: float        # the tolerance at the worst entry
+    nonfinite: bool
+    top: np.ndarray         # flat indices of the entries furthest over tolerance, worst first (at most TOP)
+
+
+def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
+            atol: float) -> Comparison:
+    a = np.asarray(analytic).reshape(-1)
+    n = np.asarray(numeric).reshape(-1)
+    finite = np.isfinite(a) & np.isfinite(n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = float(np.max(np.abs(n[finite]), initial=0.0))
+        floor = np.maximum(np.maximum(atol, NOISE_FACTOR * noise), rtol * scale)
+        tol = floor + rtol * np.abs(n)
+        err = np.abs(a - n)
+        ratio = np.where(tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(err > 0, np.inf, 0.0))
+        rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
+        rel = np.where(np.isnan(rel), 0.0, rel)         # 0/0: both sides exactly zero
+    ratio = np.where(finite, ratio, np.inf)
+    nonfinite = not bool(np.all(finite))
+    worst = int(np.argmax(~finite)) if nonfinite else int(np.argmax(ratio))
+    top = np.argsort(-ratio, kind="stable")[:TOP]
+    err = np.where(finite, err, np.inf)
+    rel = np.where(finite, rel, np.inf)
+    return Comparison(
+        passed=bool(np.all(ratio <= 1.0)), ratio=float(ratio[worst]), max_abs_err=float(err.max()),
+        max_rel_err=float(rel.max()), worst=worst, tolerance=float(tol[worst]), nonfinite=nonfinite,
+        top=top,
+    )
