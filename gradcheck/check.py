@@ -11,6 +11,9 @@ import time
 import numpy as np
 
 from . import finite_diff as fd
+from . import screen
+from .batched import ChunkedEvaluator
+from .executors import open_executor
 from .protocol import ProtocolError, as_scalar_loss, call_model, inspect_model, split_gradients
 from .report import Report, Row
 from .tolerance import compare, default_rtol
@@ -30,19 +33,44 @@ def _positive(name: str, value, *, allow_zero: bool) -> float | None:
     return v
 
 
+MODES = ("full", "screen")
+
+
 def check(model, *, method: str = "central", eps: float | None = None, rtol: float | None = None,
           atol: float | None = None, seed: int = 0, diagnose: bool = True, progress=None,
-          evaluator=None) -> Report:
+          evaluator=None, mode: str = "full", directions: int = 16, sample: int | None = None,
+          batch: int | None = None, batched: bool | None = None, executor=None, workers: int | None = None,
+          scheduler: str | None = None, blocks=None) -> Report:
     """Check ``model``'s analytic gradients against numerical derivatives over every entry.
 
     ``method``: ``"central"``, ``"richardson"`` or ``"complex"`` (models declaring the "complex" capability).
     ``eps``: base step (default per method and dtype, see :mod:`gradcheck.finite_diff`). ``rtol``/``atol``:
-    see :mod:`gradcheck.tolerance`. ``seed`` is recorded in the report (the full check itself draws nothing).
+    see :mod:`gradcheck.tolerance`. ``seed``: seed of every random draw (screen directions, sampled entries),
+    recorded in the report (the full check itself draws nothing).
     ``progress(n)`` is called after every n loss evaluations. Raises :class:`ProtocolError` on usage errors
-    and :class:`ModelError` when the model raises.
+    and :class:`ModelError` when the model raised.
+
+    Speed (see :mod:`gradcheck.batched`, :mod:`gradcheck.screen`, :mod:`gradcheck.executors`):
+
+    - ``mode``: ``"full"`` (every entry) or ``"screen"`` (``directions`` random directions per block and per
+      (state, t); failing or near-threshold rows get the full check automatically).
+    - ``sample``: check only this many random entries per row (the report's ``settings["coverage"]`` says how
+      many of how many); None checks every entry.
+    - ``batched``: use the model's ``loss_batch`` (None: when the model declares "batched"); ``batch``: chunk
+      size K (None: automatic from the state sizes).
+    - ``executor`` (a concurrent.futures.Executor), ``workers`` (a process pool of N) or ``scheduler`` (a
+      dask.distributed address): where chunks run; None: in this process. Results do not depend on it.
+    - ``blocks``: names of parameter blocks and states to check (None: all).
     """
     if method not in fd.METHODS:
         raise ProtocolError(f"method: expected one of {list(fd.METHODS)}, got {method!r}")
+    if mode not in MODES:
+        raise ProtocolError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+    directions = _count("directions", directions)
+    sample = None if sample is None else _count("sample", sample)
+    batch = None if batch is None else _count("batch", batch)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ProtocolError(f"seed: expected an integer >= 0, got {seed!r}")
     eps = _positive("eps", eps, allow_zero=False)
     rtol_in = _positive("rtol", rtol, allow_zero=False)
     atol = _positive("atol", atol, allow_zero=True) or 0.0
@@ -54,6 +82,11 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
             "method 'complex' needs a model that accepts complex parameters; this one does not declare the "
             "'complex' capability (add capabilities = {'complex'} if its loss is analytic, or use --method central)"
         )
+    use_batched = ("batched" in spec.capabilities) if batched is None else bool(batched)
+    if use_batched and "batched" not in spec.capabilities:
+        raise ProtocolError("batched evaluation needs a model declaring the 'batched' capability (loss_batch)")
+    if use_batched and not callable(getattr(model, "loss_batch", None)):
+        raise ProtocolError("the model declares the 'batched' capability but has no loss_batch method")
     dtype = spec.dtype
     base = eps if eps is not None else fd.default_step(method, dtype)
     rtol_ = rtol_in if rtol_in is not None else default_rtol(dtype, method)
@@ -72,34 +105,119 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                 f"with T >= 1, got {type(g).__name__} shape {arr.shape}"
             )
         states[name] = arr
+    if blocks is not None:
+        blocks = [blocks] if isinstance(blocks, str) else list(blocks)
+        unknown = [b for b in blocks if b not in spec.params and b not in states]
+        if unknown:
+            raise ProtocolError(f"blocks: unknown names {unknown}; parameters {list(spec.params)}, "
+                                f"states {list(states)}")
     loss0 = as_scalar_loss(call_model("loss(params)", model.loss, _copies(spec.params), None), "loss(params)")
     timings["analytic"] = time.perf_counter() - t0
 
-    if evaluator is None:
-        evaluator = fd.SerialEvaluator(model, spec.params, {k: v.shape for k, v in states.items()},
-                                       complex_=(method == "complex"), progress=progress)
-    ctx = _Context(evaluator, method, base, rtol_, atol, dtype, pg)
+    shapes = {k: v.shape for k, v in states.items()}
+    complex_ = method == "complex"
+    settings_eval: dict = {}
+    with open_executor(executor=executor, workers=workers, scheduler=scheduler) as (ex, where):
+        ev = evaluator
+        if ev is None:
+            if use_batched or ex is not None:
+                ev = ChunkedEvaluator(model, spec.params, shapes, complex_=complex_, batched=use_batched,
+                                      batch=batch, executor=ex, progress=progress)
+            else:
+                ev = fd.SerialEvaluator(model, spec.params, shapes, complex_=complex_, progress=progress)
+        settings_eval = {"batched": isinstance(ev, ChunkedEvaluator) and ev.batched,
+                         "batch": getattr(ev, "batch", 1), "executor": where}
+        ctx = _Context(ev, method, base, rtol_, atol, dtype, pg)
+        rng = np.random.default_rng([seed, SAMPLE_STREAM]) if sample is not None else None
 
-    t1 = time.perf_counter()
-    rows = [ctx.param_row(name, x, pg.get(name)) for name, x in spec.params.items()]
-    for name, g in states.items():
-        rows.extend(ctx.state_rows(name, g))
-    timings["numeric"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        rows: list[Row] = []
+        escalated: list[str] = []
+        screened: list[str] = []
+        row_number = 0
+        for name, x in spec.params.items():
+            row_number += 1
+            if blocks is not None and name not in blocks:
+                continue
+            if mode == "screen" and _shape_problem("", pg.get(name), x.shape) is None:
+                V = screen.directions_for(seed, row_number, directions, x.shape)
+                row = screen.screen_row(ev, "param", name, None, x, np.asarray(pg[name]), V, method=method,
+                                        base=base, rtol=rtol_, atol=atol, dtype=dtype)
+                if not screen.needs_full(row):
+                    rows.append(row)
+                    screened.append(row.label)
+                    continue
+                escalated.append(row.label)
+            rows.append(ctx.param_row(name, x, pg.get(name), rng=rng, sample=sample))
+        for name, g in states.items():
+            if blocks is not None and name not in blocks:
+                row_number += g.shape[0]
+                continue
+            for t in range(g.shape[0]):
+                row_number += 1
+                if mode == "screen":
+                    V = np.zeros((directions, *g.shape), dtype=float)
+                    V[:, t] = screen.directions_for(seed, row_number, directions, g.shape[1:])
+                    row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
+                                            rtol=rtol_, atol=atol, dtype=dtype)
+                    if not screen.needs_full(row):
+                        rows.append(row)
+                        screened.append(row.label)
+                        continue
+                    escalated.append(row.label)
+                rows.append(ctx.state_row(name, g, t, rng=rng, sample=sample))
+        timings["numeric"] = time.perf_counter() - t1
 
-    t2 = time.perf_counter()
-    if diagnose:
-        for row in rows:
-            if not row.passed and row.note is None:
-                row.diagnosis = ctx.diagnose(row, spec.params, states, model)
-    timings["diagnosis"] = time.perf_counter() - t2
+        t2 = time.perf_counter()
+        if diagnose:
+            for row in rows:
+                if not row.passed and row.note is None:
+                    row.diagnosis = ctx.diagnose(row, spec.params, states, model)
+        timings["diagnosis"] = time.perf_counter() - t2
+        settings_eval["model_calls"] = getattr(ev, "calls", None)
 
     settings = {
         "method": method, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,
         "rtol": rtol_, "atol": atol, "step_rule": "h_j = eps * max(1, |x_j|)",
         "tolerance_rule": "|a - n| <= max(atol, 100 * roundoff_j, rtol * max|n|) + rtol * |n_j|",
+        "mode": mode, "evaluation": settings_eval,
+        "coverage": _coverage(rows, screened, _total(spec.params, states, blocks), sample, seed),
     }
+    if mode == "screen":
+        settings["screen"] = {
+            "directions": directions, "distribution": "rademacher (+-1 entries)", "seed": seed,
+            "seed_rule": f"numpy.random.default_rng([seed, {screen.SCREEN_STREAM}, row number])",
+            "near_threshold": screen.NEAR, "escalated_to_full": escalated,
+            "detection_rule": "a single-entry error e is caught when |e| > ~ rtol * max_k |v_k^T g| "
+                              "(see gradcheck.screen); rows above near_threshold are re-checked in full",
+        }
     return Report(rows=rows, seed=seed, method=method, settings=settings, model=_describe(model),
                   loss=_real(loss0), first_bad_step=first_bad_step(rows, list(states)), timings=timings)
+
+
+SAMPLE_STREAM = 11       # seed stream id of sampled entries
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ProtocolError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _total(params, states, blocks) -> int:
+    sizes = {k: int(v.size) for k, v in params.items()} | {k: int(g.size) for k, g in states.items()}
+    return sum(v for k, v in sizes.items() if blocks is None or k in blocks)
+
+
+def _coverage(rows, screened: list[str], total: int, sample, seed) -> dict:
+    """How many entries were compared one by one (screened rows compare directions, not entries)."""
+    entries = sum(r.checked for r in rows if r.label not in screened)
+    out = {"entries_checked": int(entries), "entries_total": int(total),
+           "fraction": float(entries / total) if total else 1.0, "rows_screened_only": list(screened)}
+    if sample is not None:
+        out |= {"sample_per_row": sample, "sample_seed": seed,
+                "sample_rule": f"numpy.random.default_rng([seed, {SAMPLE_STREAM}]), rows in check order"}
+    return out
 
 
 def first_bad_step(rows: list[Row], state_order: list[str]) -> dict | None:
@@ -129,31 +247,37 @@ class _Context:
         return fd.derivatives(lambda j, d: losses_at(name, j, d), x, idx, method or self.method,
                               base or self.base, what)
 
-    def _row(self, kind, name, t, a, n, noise, shape) -> Row:
+    def _row(self, kind, name, t, a, n, noise, shape, idx=None) -> Row:
+        """Compare analytic ``a`` with numeric ``n`` over the row's entries ``idx`` (None: all, in order)."""
         c = compare(a, n, noise, rtol=self.rtol, atol=self.atol)
-        self.top[(kind, name, t)] = c.top
         a, n = np.asarray(a).reshape(-1), np.asarray(n).reshape(-1)
+        pos = (lambda k: k) if idx is None else (lambda k: int(idx[k]))
+        self.top[(kind, name, t)] = c.top if idx is None else np.asarray(idx)[c.top]
         return Row(kind=kind, name=name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
-                   max_rel_err=c.max_rel_err, worst_index=[int(k) for k in np.unravel_index(c.worst, shape)],
+                   max_rel_err=c.max_rel_err, worst_index=[int(k) for k in np.unravel_index(pos(c.worst), shape)],
                    analytic=_real(a[c.worst]), numeric=float(n[c.worst]), tolerance=c.tolerance, ratio=c.ratio,
                    checked=int(a.size))
 
-    def param_row(self, name: str, x: np.ndarray, g) -> Row:
+    def param_row(self, name: str, x: np.ndarray, g, *, rng=None, sample=None) -> Row:
         note = _shape_problem(f"param_grads[{name!r}]", g, x.shape)
         if note:
             return _broken_row("param", name, None, note, x.size)
         flat = x.reshape(-1)
-        n, noise = self._numeric("param", name, flat, np.arange(flat.size))
-        return self._row("param", name, None, np.asarray(g).reshape(-1), n, noise, x.shape)
+        idx = _pick(flat.size, rng, sample)
+        n, noise = self._numeric("param", name, flat, np.arange(flat.size) if idx is None else idx)
+        a = np.asarray(g).reshape(-1)
+        return self._row("param", name, None, a if idx is None else a[idx], n, noise, x.shape, idx)
 
-    def state_rows(self, name: str, g: np.ndarray) -> list[Row]:
-        T, step_shape = g.shape[0], g.shape[1:]
+    def state_row(self, name: str, g: np.ndarray, t: int, *, rng=None, sample=None) -> Row:
+        """The row of state ``name`` at step t; ``g`` is the whole ``(T, *state_shape)`` analytic gradient."""
+        step_shape = g.shape[1:]
         per_t = int(np.prod(step_shape, dtype=int))
+        idx = _pick(per_t, rng, sample)
+        local = np.arange(per_t) if idx is None else idx
         zeros = np.zeros(g.size, dtype=np.result_type(self.dtype, np.float32))
-        n, noise = self._numeric("state", name, zeros, np.arange(g.size))
-        a = g.reshape(T, per_t)
-        n, noise = n.reshape(T, per_t), noise.reshape(T, per_t)
-        return [self._row("state", name, t, a[t], n[t], noise[t], step_shape or (1,)) for t in range(T)]
+        n, noise = self._numeric("state", name, zeros, t * per_t + local)
+        a = g.reshape(g.shape[0], per_t)[t]
+        return self._row("state", name, t, a if idx is None else a[idx], n, noise, step_shape or (1,), idx)
 
     def diagnose(self, row: Row, params, states, model) -> dict:
         """Re-check the row's worst entries at several steps (and by complex step when the model allows it).
@@ -213,6 +337,13 @@ class _Context:
             out["verdict"] = "inconclusive"
             out["reason"] = "the discrepancy changes with the step but never falls within tolerance"
         return out
+
+
+def _pick(size: int, rng, sample) -> np.ndarray | None:
+    """Sorted random entries (without replacement) of a row of ``size``, or None for every entry."""
+    if rng is None or sample is None or sample >= size:
+        return None
+    return np.sort(rng.choice(size, size=sample, replace=False))
 
 
 def _shape_problem(what: str, g, expected: tuple[int, ...]) -> str | None:

@@ -126,6 +126,26 @@ class SerialEvaluator:
         return self._losses(self._flat["state", name], flat_idx, deltas,
                             f"loss(params, taps) with a tap on state {name!r}")
 
+    def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L with the whole block (kind "param") or tap (kind "state") moved by ``deltas[n] * directions[n]``.
+
+        ``directions``: ``(K, *shape)`` with shape the block's or the tap's ``(T, *state_shape)``.
+        """
+        flat = self._flat[kind, name]
+        stage = (f"loss(params) with {name!r} moved along a direction" if kind == "param" else
+                 f"loss(params, taps) with state {name!r} moved along a direction")
+        out = np.empty(len(deltas), dtype=np.complex128 if self.complex else np.float64)
+        old = flat.copy()
+        for n, (v, d) in enumerate(zip(directions, deltas)):
+            flat[:] = old + d * np.asarray(v).reshape(-1)
+            try:
+                out[n] = self._loss(stage)
+            finally:
+                flat[:] = old
+            if self.progress is not None:
+                self.progress(1)
+        return out
+
 
 def _readonly(flat: np.ndarray, shape) -> np.ndarray:
     view = flat.reshape(shape)

@@ -11,7 +11,21 @@ A model is any object with
 Optional capabilities are declared, never guessed, in an attribute ``capabilities`` (a collection of strings):
 
 - ``"complex"``: ``loss`` accepts complex parameters and taps and is analytic in them (complex-step method);
-- ``"batched"``: the model has ``loss_batch`` (see :mod:`gradcheck.batched`).
+- ``"batched"``: the model evaluates many perturbations in one call (the checker then uses it by default,
+  in chunks of K, see :mod:`gradcheck.batched`):
+
+  - ``loss_batch(params, kind, name, flat_idx, deltas) -> array (K,)`` (required): for each n, L with ONE entry
+    moved: ``params[name].flat[flat_idx[n]] += deltas[n]`` (``kind == "param"``), or, for ``kind == "state"``,
+    with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (flat index into the ``(T, *state_shape)`` tap,
+    every other tap zero). ``deltas`` is complex for the complex step (``params`` stay real): the result must
+    then be complex, ``L(x + deltas[n] e_j)``. It must equal K calls of ``loss`` to rounding.
+  - ``loss_directions(params, kind, name, directions, deltas) -> array (K,)`` (optional, used by the screen):
+    L with ``params[name] + deltas[n] * directions[n]`` (directions ``(K, *shape)``), or with the tap
+    ``taps[name] = deltas[n] * directions[n]`` (directions ``(K, T, *state_shape)``). Without it the screen calls
+    ``loss`` once per direction.
+
+  ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
+  (``--workers``, ``--scheduler``): the model must then be picklable and importable there.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import lstm_ref
+from lstm_ref import batched
 from lstm_ref.model import LOSSES, VARIANTS, step_loss_grads
 
 
@@ -16,9 +17,11 @@ class ReferenceLSTM:
     ``loss="seed"`` or ``(steps, hidden)`` for ``loss="full"``; nonzero initial states h0, s0 ``(hidden,)``
     (``nonzero_init=False`` for zeros). All of it comes from ``np.random.default_rng(seed)``.
     States: ``"h"`` and ``"s"``, each ``(steps, hidden)``. Accepts complex parameters (complex step).
+    Batched (:meth:`loss_batch`, :meth:`loss_directions`): K perturbed copies in one structured pass
+    (:mod:`lstm_ref.batched`), equal to one-at-a-time :meth:`loss` calls to rounding.
     """
 
-    capabilities = frozenset({"complex"})
+    capabilities = frozenset({"complex", "batched"})
 
     def __init__(self, x_dim: int = 50, hidden: int = 100, steps: int = 4, *, variant: str = "simple",
                  loss: str = "full", seed: int = 0, dtype=np.float64, nonzero_init: bool = True,
@@ -61,3 +64,15 @@ class ReferenceLSTM:
         dl_dh = step_loss_grads(tr.h, np.asarray(self.ys, dtype=tr.h.dtype), self.loss_kind)
         bp = self._backward(params, tr, dl_dh)
         return bp.param_grads, {"h": bp.dh, "s": bp.ds}
+
+    def loss_batch(self, params, kind, name, flat_idx, deltas):
+        """L for K single-entry perturbations (the "batched" capability, see :mod:`gradcheck.protocol`)."""
+        return batched.entry_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
+                                    h0=self.h0, s0=self.s0, kind=kind, name=name, flat_idx=flat_idx,
+                                    deltas=deltas)
+
+    def loss_directions(self, params, kind, name, directions, deltas):
+        """L for K whole-block moves along ``directions`` (the screen's batched evaluation)."""
+        return batched.direction_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
+                                        h0=self.h0, s0=self.s0, kind=kind, name=name, directions=directions,
+                                        deltas=deltas)

@@ -1,0 +1,186 @@
+"""The chunked evaluator: perturbations evaluated K at a time, in process or through an executor.
+
+Same interface as :class:`gradcheck.finite_diff.SerialEvaluator` (``param_losses``, ``state_losses``,
+``direction_losses``). For a model declaring the "batched" capability each chunk is ONE ``loss_batch`` call
+(see :mod:`gradcheck.protocol`); otherwise a chunk is a loop of ``loss`` calls (useful to spread a plain model
+over worker processes or a dask cluster). Chunks are fixed by the inputs and K only, results are put back in
+chunk order, so the numbers do not depend on the executor or on the number of workers.
+
+K (the chunk size) bounds the memory a chunk needs; :func:`auto_batch` picks it from the state sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import finite_diff as fd
+from .executors import ordered_results
+from .protocol import ModelError, ProtocolError, call_model
+
+BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
+BATCH_MIN, BATCH_MAX = 32, 2048
+TASKS_PER_CALL = 8                  # chunks are grouped into about this many tasks per call on an executor
+
+
+def auto_batch(state_shapes: dict[str, tuple[int, ...]], itemsize: int = 8) -> int:
+    """K from sizes: a batched copy of a recurrent model holds a few arrays of ~4x its per-step state.
+
+    ``state_shapes``: name -> ``(T, *state_shape)``. Without states (no recurrence) K is 256.
+    """
+    per_step = sum(int(np.prod(s[1:], dtype=int)) for s in state_shapes.values())
+    if per_step == 0:
+        return 256
+    per_copy = 16 * per_step * itemsize          # Z (4H) + h, s, scratch, for a 2-state cell: ~8 per-step states
+    return int(np.clip(BATCH_MEMORY // per_copy, BATCH_MIN, BATCH_MAX))
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    out = np.array(arr, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+class ChunkedEvaluator:
+    """Evaluates perturbations in chunks of ``batch`` (K), through ``executor`` (None: in this process).
+
+    ``params``: name -> array (copied, read-only); ``state_shapes``: name -> ``(T, *state_shape)``;
+    ``complex_``: deltas are imaginary (complex step); ``batched``: use the model's ``loss_batch``.
+    """
+
+    def __init__(self, model, params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ...]], *,
+                 complex_: bool = False, batched: bool = True, batch: int | None = None, executor=None,
+                 progress=None):
+        self.model = model
+        self.params = {k: _frozen(v) for k, v in params.items()}
+        self.state_shapes = {k: tuple(s) for k, s in state_shapes.items()}
+        self.complex = complex_
+        self.batched = batched
+        self.batch = int(batch) if batch else auto_batch(self.state_shapes)
+        self.executor = executor
+        self.progress = progress
+        self.calls = 0                               # model calls made (loss_batch / loss_directions / loss)
+
+    # ---- the evaluator interface
+    def param_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L at params with ``params[name].flat[flat_idx[n]] += deltas[n]``, for each n."""
+        return self._run("param", name, flat_idx, deltas)
+
+    def state_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (all other taps zero), for each n."""
+        return self._run("state", name, flat_idx, deltas)
+
+    def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L with the block (or the whole tap) moved by ``deltas[n] * directions[n]``, for each n (one chunk)."""
+        directions = np.asarray(directions)
+        deltas = np.asarray(deltas)
+        use = self.batched and callable(getattr(self.model, "loss_directions", None))
+        task = (self.model, self.params, self.state_shapes, self.complex, use, kind, name, directions, deltas)
+        (out,) = ordered_results(self.executor, _direction_task, [task])
+        out = _unwrap(out)
+        self.calls += 1 if use else len(deltas)
+        if self.progress is not None:
+            self.progress(len(deltas))
+        return _checked(out, len(deltas), self.complex, f"loss_directions({kind} {name!r})")
+
+    # ---- chunking
+    def _run(self, kind, name, flat_idx, deltas) -> np.ndarray:
+        flat_idx = np.asarray(flat_idx, dtype=np.intp)
+        deltas = np.asarray(deltas)
+        n = flat_idx.size
+        K = self.batch
+        bounds = [(a, min(n, a + K)) for a in range(0, n, K)]
+        per_task = 1 if self.executor is None else max(1, -(-len(bounds) // TASKS_PER_CALL))
+        tasks = []
+        for g in range(0, len(bounds), per_task):
+            group = bounds[g:g + per_task]
+            chunks = [(flat_idx[a:b], deltas[a:b]) for a, b in group]
+            tasks.append((self.model, self.params, self.state_shapes, self.complex, self.batched, kind, name,
+                          chunks))
+        out = np.empty(n, np.complex128 if self.complex else np.float64)
+        stage = (f"loss_batch(params, {kind!r}, {name!r}, ...)" if self.batched else
+                 f"loss(params{', taps' if kind == 'state' else ''}) with {kind} {name!r} perturbed")
+        pos = 0
+        for result in ordered_results(self.executor, _chunk_task, tasks):
+            for losses in _unwrap(result):
+                k = _chunk_len(bounds, pos)
+                out[pos:pos + k] = _checked(losses, k, self.complex, stage)
+                pos += k
+                self.calls += 1 if self.batched else k
+                if self.progress is not None:
+                    self.progress(k)
+        return out
+
+
+def _chunk_len(bounds, pos):
+    for a, b in bounds:
+        if a == pos:
+            return b - a
+    raise AssertionError("chunk bookkeeping")
+
+
+def _checked(losses, k, complex_, stage) -> np.ndarray:
+    arr = np.asarray(losses)
+    if arr.shape != (k,) or arr.dtype.kind not in "biufc":
+        raise ProtocolError(f"{stage} must return a numeric array of shape ({k},), got {arr.dtype} {arr.shape}")
+    if complex_ and arr.dtype.kind != "c":
+        raise ProtocolError(f"{stage} returned real numbers for complex deltas: the complex step would read 0")
+    return arr
+
+
+class _Raised:
+    """A model failure inside a task, carried back as data (custom exceptions may not unpickle)."""
+
+    def __init__(self, stage: str, exc: BaseException):
+        self.stage, self.type_name, self.message = stage, type(exc).__name__, str(exc)
+        try:
+            import pickle
+
+            pickle.loads(pickle.dumps(exc))
+            self.exc = exc
+        except Exception:
+            self.exc = None
+
+    def raise_(self):
+        exc = self.exc if self.exc is not None else RuntimeError(f"{self.type_name}: {self.message}")
+        raise ModelError(self.stage, exc)
+
+
+def _unwrap(result):
+    if isinstance(result, _Raised):
+        result.raise_()
+    if isinstance(result, ProtocolError):
+        raise result
+    return result
+
+
+def _chunk_task(model, params, state_shapes, complex_, batched, kind, name, chunks):
+    """One task: a list of chunks ``(flat_idx, deltas)`` -> list of loss arrays (runs in a worker)."""
+    out = []
+    try:
+        if batched:
+            stage = f"loss_batch(params, {kind!r}, {name!r}, ...)"
+            for idx, d in chunks:
+                out.append(call_model(stage, model.loss_batch, params, kind, name, idx, d))
+        else:
+            ev = fd.SerialEvaluator(model, params, {k: s for k, s in state_shapes.items()}, complex_=complex_)
+            get = ev.param_losses if kind == "param" else ev.state_losses
+            for idx, d in chunks:
+                out.append(get(name, idx, d))
+    except ModelError as exc:
+        return _Raised(exc.stage, exc.exc)
+    except ProtocolError as exc:
+        return exc
+    return out
+
+
+def _direction_task(model, params, state_shapes, complex_, use_batched, kind, name, directions, deltas):
+    try:
+        if use_batched:
+            return call_model(f"loss_directions(params, {kind!r}, {name!r}, ...)", model.loss_directions,
+                              params, kind, name, directions, deltas)
+        ev = fd.SerialEvaluator(model, params, dict(state_shapes), complex_=complex_)
+        return ev.direction_losses(kind, name, directions, deltas)
+    except ModelError as exc:
+        return _Raised(exc.stage, exc.exc)
+    except ProtocolError as exc:
+        return exc

@@ -1,0 +1,67 @@
+"""The random-projection screen: v^T g against the directional finite difference, per block and per (state, t).
+
+For every parameter block and every state at every step, K random Rademacher directions v (entries +-1, drawn
+from ``numpy.random.default_rng([seed, SCREEN_STREAM, row])``) are compared: the analytic ``v^T g`` against the
+finite difference of L along v (same method as the check: central, richardson or complex step). That is 2K loss
+evaluations per row for central (K for complex step), instead of 2 per entry.
+
+What it misses (the detection threshold). A single entry j wrong by e shifts every ``v_k^T g`` by ``+-e``; the
+row's tolerance is that of :func:`gradcheck.tolerance.compare` applied to the K directional derivatives, about
+``rtol * max_k |v_k^T g|`` (``~ rtol * ||g||_2 * sqrt(2 ln 2K)``) plus the round-off floor. So the screen catches a
+single-entry error e only when ``|e| >~ rtol * max_k |v_k^T g|``: roughly ``sqrt(n)`` times less sensitive than
+the full check on a block of n entries with entries of similar size (measured in ``benchmarks/run.py``). Errors
+spread over a block (a scaled block, a dropped term) shift ``v^T g`` by about their own 2-norm, so they are
+caught much like by the full check. Because of that, any row whose error/tolerance exceeds ``NEAR`` (or fails)
+is re-checked entry by entry by the full check, automatically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import finite_diff as fd
+from .report import Row
+from .tolerance import compare
+
+NEAR = 0.1               # error/tolerance above this: "near threshold", the row gets the full check
+SCREEN_STREAM = 7        # seed stream id of the screen's directions
+
+
+def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...]) -> np.ndarray:
+    """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check."""
+    rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
+    return rng.choice(np.array([-1.0, 1.0]), size=(K, *shape))
+
+
+def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,
+               method: str, base: float, rtol: float, atol: float, dtype) -> Row:
+    """Screen one row. ``x``: the block (params) or ``None`` for a state; ``g``: the analytic gradient of the row
+    (block shape, or the state's step-t slice); ``V``: ``(K, *g.shape)`` directions (for a state, the tap's
+    ``(K, T, *state_shape)`` with only step t nonzero)."""
+    K = V.shape[0]
+    n = g.size
+    rowV = V if t is None else V[:, t]
+    analytic = np.tensordot(rowV.reshape(K, -1), np.asarray(g).reshape(-1).real, axes=(1, 0))
+    scale = 1.0 if x is None else max(1.0, float(np.max(np.abs(x))))
+    # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
+    delta = base * scale if method == "complex" else base * scale / np.sqrt(n)
+    offsets, weights = fd.STENCILS[method]
+    dirs = np.concatenate([V] * len(offsets))
+    deltas = np.concatenate([np.full(K, c * delta) for c in offsets])
+    L = ev.direction_losses(kind, name, dirs, deltas).reshape(len(offsets), K)
+    h = np.full(K, delta)
+    if method == "complex":
+        numeric = L[0].imag / h
+    else:
+        numeric = sum(w * Lc.real for w, Lc in zip(weights, L)) / h
+    noise = fd.round_off_noise(L, h, method, dtype)
+    c = compare(analytic, numeric, noise, rtol=rtol, atol=atol)
+    return Row(kind=kind, name=name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
+               max_rel_err=c.max_rel_err, worst_index=[], analytic=float(analytic[c.worst]),
+               numeric=float(numeric[c.worst]), tolerance=c.tolerance, ratio=c.ratio, checked=int(K))
+
+
+def needs_full(row: Row) -> bool:
+    """Failing, non-finite or near-threshold screen rows are re-checked entry by entry."""
+    r = row.ratio
+    return (not row.passed) or not np.isfinite(r) or r > NEAR

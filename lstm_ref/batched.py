@@ -1,0 +1,514 @@
+"""Batched losses of the reference LSTM: K perturbed copies in one pass, sharing what the copies share.
+
+Two kinds of batch, both returning ``L`` for each copy, shape ``(K,)``:
+
+- :func:`entry_losses`: copy n moves ONE entry: ``params[name].flat[flat_idx[n]] += deltas[n]`` (kind "param"),
+  or sets the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (kind "state"; taps are ``(T, hidden)``).
+- :func:`direction_losses`: copy n moves a whole block along a direction: ``params[name] += deltas[n] *
+  directions[n]`` (directions ``(K, *block_shape)``), or sets ``taps[name] = deltas[n] * directions[n]``
+  (directions ``(K, T, hidden)``).
+
+Structure exploited (see ``../shared/reference/checkers.md``): the four gate matrices are stacked into one
+``W (4H, X+H)``. Perturbing ``W_*[r, c]`` by d only adds ``d * x_c(t)[c]`` to row r of that gate's
+pre-activation, so at the first step a copy differs from the unperturbed pass in ONE entry of s and h (computed
+per copy as scalars); at the next step the change of h is one entry, a rank-1 update of the pre-activations
+(``W_h[:, r] * dh``); from then on the K copies run as one shared-weight GEMM ``(K, H) @ (H, 4H)`` with the x
+part of the product (``W_x x(t) + b``) computed once for all copies. A tap on a state at step t0 is the same
+with the copies identical before t0.
+
+Activations: the rows of W are pre-scaled by -2 (g) and -1 (i, f, o) (exact in binary), so one
+``exp`` over all 4H pre-activations gives ``R = 1/(1 + exp(-z'))``: ``sigmoid = R`` and ``tanh(z) = 2 R(2z) - 1``.
+
+Complex step: when every delta is purely imaginary and tiny (``|Im d| <= DUAL_MAX_STEP``), complex arithmetic
+through the network equals first-order (dual-number) propagation to rounding: the real part is the unperturbed
+pass (the h^2 terms vanish below rounding) and the imaginary part is d times the directional derivative. That
+path propagates real tangents (no complex tanh, one real GEMM per step). Any other complex delta runs the same
+code as the real path in complex arithmetic (slow, exact semantics).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .model import BIASES, LOSSES, VARIANTS, WEIGHTS, result_dtype, validate_params
+
+DUAL_MAX_STEP = 1e-12          # largest |Im delta| for the dual-number complex-step path
+
+
+class _Base:
+    """The unperturbed pass and everything the copies reuse. T steps, H hidden, X inputs.
+
+    W ``(4H, X+H)`` stacked gates (g, i, f, o); ``WhT`` ``(H, 4H)`` the recurrent part transposed; ``zx``
+    ``(T, 4H)`` = ``W_x x(t) + b``; ``z``, ``a`` ``(T, 4H)`` pre-activations and activations; ``s``, ``h``,
+    ``sprev``, ``hprev`` ``(T, H)`` (``*prev[t]`` is the state at t-1); ``l`` ``(T,)`` per-step losses.
+    ``sc`` ``(4H,)`` the activation pre-scaling; ``*s`` suffix: scaled by ``sc``.
+    """
+
+    def __init__(self, params, xs, ys, variant, loss, h0, s0, dt):
+        self.variant, self.loss, self.dt = variant, loss, dt
+        self.T, self.X = xs.shape
+        self.H = H = params["bg"].shape[0]
+        self.xs = np.asarray(xs, dt)
+        self.ys = np.asarray(ys, dt)
+        W = np.concatenate([np.asarray(params[k], dt) for k in WEIGHTS])
+        b = np.concatenate([np.asarray(params[k], dt) for k in BIASES])
+        self.W = W
+        self.sc = np.full(4 * H, -1.0, dt)
+        self.sc[:H] = -2.0
+        self.WhT = np.ascontiguousarray(W[:, self.X:].T)
+        self.WhTs = self.WhT * self.sc
+        self.zx = self.xs @ W[:, :self.X].T + b
+        self.zxs = self.zx * self.sc
+        T = self.T
+        self.zs = np.empty((T, 4 * H), dt)
+        self.a = np.empty((T, 4 * H), dt)
+        self.s, self.h = np.empty((T, H), dt), np.empty((T, H), dt)
+        self.sprev, self.hprev = np.empty((T, H), dt), np.empty((T, H), dt)
+        self.l = np.empty(T, dt)
+        hp = np.zeros(H, dt) if h0 is None else np.asarray(h0, dt)
+        sp = np.zeros(H, dt) if s0 is None else np.asarray(s0, dt)
+        for t in range(T):
+            self.hprev[t], self.sprev[t] = hp, sp
+            self.zs[t] = hp @ self.WhTs + self.zxs[t]
+            a = _activate(self.zs[t:t + 1].copy(), H)[0]
+            self.a[t] = a
+            s = a[:H] * a[H:2 * H] + sp * a[2 * H:3 * H]
+            h = _h_of(s, a[3 * H:], variant)
+            self.s[t], self.h[t] = s, h
+            self.l[t] = _step_loss(h[None], self.ys[t], loss)[0]
+            hp, sp = h, s
+        self.L = self.l.sum()
+        self.lcum = np.concatenate([[0.0], np.cumsum(self.l)]).astype(dt)   # lcum[t] = sum of l before t
+
+    # tangent-mode coefficients (dual path), computed on first use
+    def tangents(self):
+        if not hasattr(self, "dact"):
+            H, a = self.H, self.a
+            self.dact = np.empty_like(a)
+            self.dact[:, :H] = 1.0 - a[:, :H] ** 2                      # tanh' = 1 - g^2
+            self.dact[:, H:] = a[:, H:] * (1.0 - a[:, H:])             # sigmoid' = a(1 - a)
+            self.ts = np.tanh(self.s) if self.variant == "tanh" else None
+            self.wl = np.zeros((self.T, H), self.dt)                    # dl(t)/dh(t)
+            if self.loss == "seed":
+                self.wl[:, 0] = 2.0 * (self.h[:, 0] - self.ys)
+            else:
+                self.wl[:] = 2.0 * (self.h - self.ys)
+        return self
+
+
+def _activate(Zs, H):
+    """In place: scaled pre-activations ``(K, 4H)`` -> activations ``[g, i, f, o]``."""
+    if Zs.dtype.kind == "c":                    # complex: through tanh (exp overflows to inf+nan*j)
+        np.multiply(Zs, -0.5, out=Zs)           # z_g = -Zs/2; z_ifo/2 = -Zs/2
+        np.tanh(Zs, out=Zs)
+        Zs[:, H:] += 1.0
+        Zs[:, H:] *= 0.5
+        return Zs
+    with np.errstate(over="ignore"):            # exp(+large) = inf -> R = 0: the exact limit
+        np.exp(Zs, out=Zs)
+    Zs += 1.0
+    np.reciprocal(Zs, out=Zs)
+    G = Zs[:, :H]
+    G *= 2.0
+    G -= 1.0
+    return Zs
+
+
+_WORK = threading.local()
+
+
+def _buffers(K, H, dt):
+    """Reused scratch arrays ``Z (K, 4H), hp, sp, tmp (K, H)`` (per thread; fresh large allocations page-fault)."""
+    key = (K, H, np.dtype(dt))
+    cached = getattr(_WORK, "bufs", None)
+    if cached is None or cached[0] != key:
+        cached = (key, (np.empty((K, 4 * H), dt), np.empty((K, H), dt), np.empty((K, H), dt),
+                        np.empty((K, H), dt)))
+        _WORK.bufs = cached
+    return cached[1]
+
+
+def _h_of(s, o, variant):
+    return s * o if variant == "simple" else np.tanh(s) * o
+
+
+def _step_loss(h, y, loss, e=None):
+    """l for each copy: ``h`` ``(K, H)``, ``y`` ``(H,)`` (full) or a scalar (seed); ``e``: scratch like h."""
+    if loss == "seed":
+        return (h[:, 0] - y) ** 2
+    e = np.subtract(h, y, out=e)
+    return np.einsum("ij,ij->i", e, e)
+
+
+def _check_request(params, xs, ys, variant, loss, kind, name, flat_idx, deltas, T, H, X):
+    if variant not in VARIANTS or loss not in LOSSES:
+        raise ValueError(f"variant/loss: expected {list(VARIANTS)} / {list(LOSSES)}, got {variant!r} / {loss!r}")
+    if kind == "param":
+        if name not in params:
+            raise ValueError(f"name: {name!r} is not a parameter block; expected one of {sorted(params)}")
+        size = np.size(params[name])
+    elif kind == "state":
+        if name not in ("h", "s"):
+            raise ValueError(f"name: expected state 'h' or 's', got {name!r}")
+        size = T * H
+    else:
+        raise ValueError(f"kind: expected 'param' or 'state', got {kind!r}")
+    idx = np.asarray(flat_idx)
+    d = np.asarray(deltas)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu" or d.shape != idx.shape:
+        raise ValueError(f"flat_idx, deltas: expected integer and numeric arrays of one shape (K,), got "
+                         f"{idx.dtype} {idx.shape} and {d.dtype} {d.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise ValueError(f"flat_idx: entries must lie in [0, {size}) for {kind} {name!r}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("deltas: contains NaN or inf")
+    return idx.astype(np.intp), d
+
+
+def _prepare(params, xs, ys, variant, loss, h0, s0, deltas):
+    X, H = validate_params(params)
+    xs = np.asarray(xs)
+    if xs.ndim != 2 or xs.shape[1] != X:
+        raise ValueError(f"xs: expected shape (T, {X}), got {xs.shape}")
+    dt = result_dtype(*params.values(), xs, h0, s0)
+    return X, H, xs, dt
+
+
+def _is_dual(d) -> bool:
+    return d.dtype.kind == "c" and not np.any(d.real) and float(np.max(np.abs(d.imag), initial=0.0)) <= DUAL_MAX_STEP
+
+
+# ------------------------------------------------------------------------------------------ entry batches
+
+
+def entry_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name, flat_idx,
+                 deltas) -> np.ndarray:
+    """L at K single-entry perturbations (see the module docstring), shape ``(K,)``.
+
+    ``params``: the eight blocks (the base point); ``xs`` ``(T, X)``; ``ys`` ``(T,)`` (seed) or ``(T, H)``
+    (full); ``h0``, ``s0`` ``(H,)`` or None. ``flat_idx`` ``(K,)`` ints; ``deltas`` ``(K,)`` real or complex.
+    The result is complex when ``deltas`` is.
+    """
+    X, H, xs, dt = _prepare(params, xs, ys, variant, loss, h0, s0, deltas)
+    T = xs.shape[0]
+    idx, d = _check_request(params, xs, ys, variant, loss, kind, name, flat_idx, deltas, T, H, X)
+    base = _Base(params, xs, ys, variant, loss, h0, s0, dt)
+    K = idx.size
+    if K == 0:
+        return np.empty(0, np.result_type(dt, d.dtype))
+    if _is_dual(d):
+        return base.L + 1j * (d.imag * _dual_entries(base.tangents(), kind, name, idx))
+    wdt = np.result_type(dt, d.dtype)
+    if wdt != dt:                                # general complex step: the real-path code in complex arithmetic
+        base = _Base(params, xs, ys, variant, loss, h0, s0, wdt)
+        d = d.astype(wdt)
+    else:
+        d = d.astype(dt)
+    out = np.empty(K, wdt)
+    if kind == "param":
+        out[:] = _real_entries(base, name, 0, idx, d, None)
+    else:
+        t0s = idx // H
+        for t0 in np.unique(t0s):                 # copies grouped by the step their tap sits at
+            sel = t0s == t0
+            out[sel] = _real_entries(base, name, int(t0), idx[sel] - t0 * H, d[sel], "tap")
+    return out
+
+
+class _Pert:
+    """A parameter perturbation that keeps acting at every step: ``Z[k, col_k] += dsc_k * coef_k(t)``."""
+
+    def __init__(self, base, name, idx, d):
+        H, X = base.H, base.X
+        if name in WEIGHTS:
+            gi = WEIGHTS.index(name)
+            r, c = idx // (X + H), idx % (X + H)
+        else:
+            gi = BIASES.index(name)
+            r, c = idx, np.full(idx.shape, -1)
+        self.gi, self.r, self.c = gi, r, c
+        self.col = gi * H + r
+        self.dsc = d * base.sc[self.col]
+        self.mx, self.mh = (c >= 0) & (c < X), c >= X
+        self.cx, self.ch = c[self.mx], c[self.mh] - X
+
+    def coef(self, base, t, hp):
+        """coef_k(t): x(t)[c] (input column), h_k(t-1)[c - X] (recurrent column) or 1 (bias); ``hp`` (K, H)."""
+        out = np.ones(self.c.shape, hp.dtype)
+        out[self.mx] = base.xs[t, self.cx]
+        out[self.mh] = hp[np.flatnonzero(self.mh), self.ch]
+        return out
+
+
+def _real_entries(base, name, t0, r_or_idx, d, tap):
+    """Losses ``(K,)`` for copies that first differ at step t0 (0 for parameters), in one entry r of s and h."""
+    H, T, dt, variant = base.H, base.T, base.dt, base.variant
+    K = d.size
+    ar = np.arange(K)
+    if tap is None:
+        pert = _Pert(base, name, r_or_idx, d)
+        r, gi = pert.r, pert.gi
+        hprev0 = base.hprev[0]
+        coef0 = pert.coef(base, 0, np.broadcast_to(hprev0, (K, H)))
+        z = base.zs[0, pert.col] + pert.dsc * coef0
+        gates = base.a[0][np.arange(4)[None, :] * H + r[:, None]].astype(dt)      # (K, 4): g, i, f, o at row r
+        gates[:, gi] = _activate(z[:, None].copy(), 1)[:, 0] if gi == 0 else \
+            _activate(np.column_stack([np.zeros_like(z), z]), 1)[:, 1]
+        s_r = gates[:, 0] * gates[:, 1] + base.sprev[0][r] * gates[:, 2]
+        h_r = _h_of(s_r, gates[:, 3], variant)
+    else:
+        pert, r = None, r_or_idx
+        o = base.a[t0, 3 * H + r]
+        if name == "s":
+            s_r = base.s[t0, r] + d
+            h_r = _h_of(s_r, o, variant)
+        else:
+            s_r = base.s[t0, r].astype(dt)
+            h_r = base.h[t0, r] + d
+    # loss up to and including step t0
+    y = base.ys[t0]
+    hb = base.h[t0, r]
+    if base.loss == "seed":
+        l_t0 = np.where(r == 0, base.l[t0] - (hb - y) ** 2 + (h_r - y) ** 2, base.l[t0])
+    else:
+        l_t0 = base.l[t0] - (hb - y[r]) ** 2 + (h_r - y[r]) ** 2
+    L = base.lcum[t0] + l_t0
+    if t0 + 1 >= T:
+        return L
+    Z, hp, sp, tmp = _buffers(K, H, dt)
+    hp[:] = base.h[t0]
+    sp[:] = base.s[t0]
+    hp[ar, r] = h_r
+    sp[ar, r] = s_r
+    WhTs = base.WhTs.astype(dt, copy=False)
+    for t in range(t0 + 1, T):
+        if t == t0 + 1:                           # h differs in entry r only: a rank-1 update
+            np.take(WhTs, r, axis=0, out=Z, mode="clip")
+            Z *= (h_r - hb)[:, None]
+            Z += base.zs[t]
+        else:
+            np.matmul(hp, WhTs, out=Z)
+            Z += base.zxs[t]
+        if pert is not None:
+            Z[ar, pert.col] += pert.dsc * pert.coef(base, t, hp)
+        _activate(Z, H)
+        G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
+        sp *= F                                   # s = g*i + s(t-1)*f
+        G *= I
+        sp += G
+        if variant == "simple":
+            np.multiply(sp, O, out=hp)            # h = s*o
+        else:
+            np.tanh(sp, out=tmp)
+            np.multiply(tmp, O, out=hp)           # h = tanh(s)*o
+        L = L + _step_loss(hp, base.ys[t], base.loss, tmp)
+    return L
+
+
+def _dual_entries(base, kind, name, idx):
+    """dL/d(entry) for each copy (unit tangent seeds), ``(K,)`` real: the complex step's imaginary part / d."""
+    H, T = base.H, base.T
+    K = idx.size
+    out = np.empty(K, base.dt)
+    if kind == "param":
+        out[:] = _dual_from(base, 0, *_dual_param_start(base, name, idx))
+        return out
+    t0s = idx // H
+    for t0 in np.unique(t0s):
+        sel = t0s == t0
+        r = idx[sel] - t0 * H
+        k = r.size
+        o = base.a[t0, 3 * H + r]
+        if name == "s":
+            ds_r = np.ones(k, base.dt)
+            dh_r = o if base.variant == "simple" else (1.0 - base.ts[t0, r] ** 2) * o
+        else:
+            ds_r, dh_r = np.zeros(k, base.dt), np.ones(k, base.dt)
+        out[sel] = _dual_from(base, int(t0), r, ds_r, dh_r, None)
+    return out
+
+
+def _dual_param_start(base, name, idx):
+    H, X = base.H, base.X
+    K = idx.size
+    pert = _Pert(base, name, idx, np.ones(K, base.dt))
+    r, gi = pert.r, pert.gi
+    coef0 = pert.coef(base, 0, np.broadcast_to(base.hprev[0], (K, H)))
+    da = base.dact[0, pert.col] * coef0
+    g, i, f, o = (base.a[0, q * H + r] for q in range(4))
+    ds_r = {0: da * i, 1: g * da, 2: base.sprev[0, r] * da, 3: np.zeros(K, base.dt)}[gi]
+    do = da if gi == 3 else np.zeros(K, base.dt)
+    if base.variant == "simple":
+        dh_r = ds_r * o + base.s[0, r] * do
+    else:
+        ts = base.ts[0, r]
+        dh_r = (1.0 - ts ** 2) * o * ds_r + ts * do
+    return r, ds_r, dh_r, pert
+
+
+def _dual_from(base, t0, r, ds_r, dh_r, pert):
+    """Tangent propagation from step t0, where copy k's tangent is ``ds_r, dh_r`` in entry ``r_k``."""
+    H, T, dt = base.H, base.T, base.dt
+    K = r.size
+    ar = np.arange(K)
+    dl = base.wl[t0, r] * dh_r
+    if t0 + 1 >= T:
+        return dl
+    dhp = np.zeros((K, H), dt)
+    dsp = np.zeros((K, H), dt)
+    dhp[ar, r] = dh_r
+    dsp[ar, r] = ds_r
+    dZ = np.empty((K, 4 * H), dt)
+    for t in range(t0 + 1, T):
+        if t == t0 + 1:
+            np.take(base.WhT, r, axis=0, out=dZ, mode="clip")
+            dZ *= dh_r[:, None]
+        else:
+            np.matmul(dhp, base.WhT, out=dZ)
+        if pert is not None:                      # d(coef * delta)/d delta at the unperturbed point
+            dZ[ar, pert.col] += pert.coef(base, t, np.broadcast_to(base.hprev[t], (K, H)))
+        dZ *= base.dact[t]
+        _dual_cell(base, t, dZ, dsp, dhp)
+        dl += dhp @ base.wl[t]
+    return dl
+
+
+def _dual_cell(base, t, dA, dsp, dhp):
+    """In place: gate tangents ``dA (K, 4H)`` and ``dsp`` (tangent of s(t-1)) -> ``dsp`` = ds(t), ``dhp`` = dh(t)."""
+    H = base.H
+    a = base.a[t]
+    g, i, f, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    dG, dI, dF, dO = dA[:, :H], dA[:, H:2 * H], dA[:, 2 * H:3 * H], dA[:, 3 * H:]
+    dsp *= f                                      # ds = dg*i + g*di + ds(t-1)*f + s(t-1)*df
+    dsp += dG * i
+    dsp += dI * g
+    dsp += dF * base.sprev[t]
+    if base.variant == "simple":                  # dh = ds*o + s*do
+        np.multiply(dsp, o, out=dhp)
+        dhp += dO * base.s[t]
+    else:                                         # dh = tanh'(s)*o*ds + tanh(s)*do
+        ts = base.ts[t]
+        np.multiply(dsp, (1.0 - ts ** 2) * o, out=dhp)
+        dhp += dO * ts
+
+
+# -------------------------------------------------------------------------------------- direction batches
+
+
+def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name,
+                     directions, deltas) -> np.ndarray:
+    """L with a whole block moved along a direction, for K copies, shape ``(K,)``.
+
+    kind "param": ``params[name] + deltas[n] * directions[n]``, directions ``(K, *params[name].shape)``;
+    kind "state": the tap ``taps[name] = deltas[n] * directions[n]``, directions ``(K, T, H)``.
+    """
+    X, H, xs, dt = _prepare(params, xs, ys, variant, loss, h0, s0, deltas)
+    T = xs.shape[0]
+    d = np.asarray(deltas)
+    V = np.asarray(directions)
+    if kind == "param":
+        if name not in params:
+            raise ValueError(f"name: {name!r} is not a parameter block; expected one of {sorted(params)}")
+        shape = np.shape(params[name])
+    elif kind == "state" and name in ("h", "s"):
+        shape = (T, H)
+    else:
+        raise ValueError(f"kind, name: expected ('param', block) or ('state', 'h'|'s'), got {kind!r}, {name!r}")
+    if d.ndim != 1 or V.shape != (d.size, *shape) or not np.all(np.isfinite(d)) or not np.all(np.isfinite(V)):
+        raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,), got "
+                         f"{V.shape} and {d.shape}")
+    base = _Base(params, xs, ys, variant, loss, h0, s0, dt)
+    if d.size == 0:
+        return np.empty(0, np.result_type(dt, d.dtype))
+    if _is_dual(d):
+        return base.L + 1j * (d.imag * _dual_directions(base.tangents(), kind, name, V.astype(dt)))
+    wdt = np.result_type(dt, d.dtype, V.dtype)
+    if wdt != dt:
+        base = _Base(params, xs, ys, variant, loss, h0, s0, wdt)
+    return _real_directions(base, kind, name, V.astype(wdt), d.astype(wdt))
+
+
+def _dir_terms(base, name, V, d, sc):
+    """Per-step pre-activation terms of a parameter direction: returns (gi, U (T, K, H), Vh (K, H, H) or None).
+
+    ``U[t]`` is ``d * V_x x(t)`` (weights) or ``d * V`` (biases); ``Vh`` the recurrent columns (weights)."""
+    X = base.X
+    if name in WEIGHTS:
+        gi = WEIGHTS.index(name)
+        K, H = V.shape[0], V.shape[1]
+        U = np.einsum("khc,tc->tkh", V[:, :, :X], base.xs) * d[None, :, None]
+        Vh = V[:, :, X:] * d[:, None, None]
+    else:
+        gi = BIASES.index(name)
+        U = np.broadcast_to(V * d[:, None], (base.T,) + V.shape)
+        Vh = None
+    return gi, U * sc, (Vh * sc if Vh is not None else None)
+
+
+def _real_directions(base, kind, name, V, d):
+    H, T, dt = base.H, base.T, base.dt
+    K = d.size
+    hp = np.repeat(base.hprev[0][None], K, axis=0)
+    sp = np.repeat(base.sprev[0][None], K, axis=0)
+    Z = np.empty((K, 4 * H), dt)
+    tmp = np.empty((K, H), dt)
+    L = np.zeros(K, dt)
+    gi = U = Vh = None
+    if kind == "param":
+        gi, U, Vh = _dir_terms(base, name, V, d, base.sc[0] if name in ("wg", "bg") else -1.0)
+    for t in range(T):
+        np.matmul(hp, base.WhTs, out=Z)
+        Z += base.zxs[t]
+        if U is not None:
+            blk = Z[:, gi * H:(gi + 1) * H]
+            blk += U[t]
+            if Vh is not None:
+                blk += np.einsum("khj,kj->kh", Vh, hp)
+        _activate(Z, H)
+        G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
+        sp *= F
+        G *= I
+        sp += G
+        if kind == "state" and name == "s":
+            sp += d[:, None] * V[:, t]
+        if base.variant == "simple":
+            np.multiply(sp, O, out=hp)
+        else:
+            np.tanh(sp, out=tmp)
+            np.multiply(tmp, O, out=hp)
+        if kind == "state" and name == "h":
+            hp += d[:, None] * V[:, t]
+        L = L + _step_loss(hp, base.ys[t], base.loss)
+    return L
+
+
+def _dual_directions(base, kind, name, V):
+    """Directional derivatives ``(K,)`` of L along ``V`` (unit seeds), by tangent propagation from step 0."""
+    H, T, dt = base.H, base.T, base.dt
+    K = V.shape[0]
+    dhp = np.zeros((K, H), dt)
+    dsp = np.zeros((K, H), dt)
+    dZ = np.empty((K, 4 * H), dt)
+    dl = np.zeros(K, dt)
+    gi = U = Vh = None
+    if kind == "param":
+        gi, U, Vh = _dir_terms(base, name, V, np.ones(K, dt), 1.0)
+    for t in range(T):
+        np.matmul(dhp, base.WhT, out=dZ)
+        if U is not None:
+            blk = dZ[:, gi * H:(gi + 1) * H]
+            blk += U[t]
+            if Vh is not None:
+                blk += Vh @ base.hprev[t]
+        dZ *= base.dact[t]
+        _dual_cell(base, t, dZ, dsp, dhp)
+        if kind == "state" and name == "s":       # the tap on s(t) enters before h(t) reads it
+            dsp += V[:, t]
+            o = base.a[t, 3 * H:]
+            dhp += V[:, t] * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)
+        if kind == "state" and name == "h":
+            dhp += V[:, t]
+        dl += dhp @ base.wl[t]
+    return dl
