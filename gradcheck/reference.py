@@ -47,6 +47,7 @@ class ReferenceLSTM:
         self.h0, self.s0 = (h0, s0) if nonzero_init else (None, None)
         # ``backward``: a replacement for lstm_ref.backward with the same signature (the selftest's mutants).
         self._backward = lstm_ref.backward if backward is None else backward
+        self._batch_cache = batched.BaseCache()     # the unperturbed pass, shared by the chunks of one check
 
     def __repr__(self) -> str:
         return (f"ReferenceLSTM(x_dim={self.x_dim}, hidden={self.hidden}, steps={self.steps}, "
@@ -69,10 +70,10 @@ class ReferenceLSTM:
         """L for K single-entry perturbations (the "batched" capability, see :mod:`gradcheck.protocol`)."""
         return batched.entry_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
                                     h0=self.h0, s0=self.s0, kind=kind, name=name, flat_idx=flat_idx,
-                                    deltas=deltas)
+                                    deltas=deltas, cache=self._batch_cache)
 
     def loss_directions(self, params, kind, name, directions, deltas):
         """L for K whole-block moves along ``directions`` (the screen's batched evaluation)."""
         return batched.direction_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
                                         h0=self.h0, s0=self.s0, kind=kind, name=name, directions=directions,
-                                        deltas=deltas)
+                                        deltas=deltas, cache=self._batch_cache)

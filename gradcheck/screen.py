@@ -30,7 +30,8 @@ SCREEN_STREAM = 7        # seed stream id of the screen's directions
 def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...]) -> np.ndarray:
     """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check."""
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
-    return rng.choice(np.array([-1.0, 1.0]), size=(K, *shape))
+    signs = rng.integers(0, 2, size=(K, *shape), dtype=np.int8)
+    return (2 * signs - 1).astype(np.float64)
 
 
 def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,

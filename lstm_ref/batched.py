@@ -116,6 +116,33 @@ def _activate(Zs, H):
     return Zs
 
 
+class BaseCache:
+    """Remembers the last unperturbed pass, for params whose arrays are read-only and own their data (nobody can
+    change them behind the cache's back) and are the same objects as last time. Pickles empty (worker processes
+    build their own)."""
+
+    def __init__(self):
+        self._entry = None
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self._entry = None
+
+    def get(self, params, build):
+        frozen = all(isinstance(v, np.ndarray) and not v.flags.writeable and v.base is None
+                     for v in params.values())
+        key = tuple((k, id(v)) for k, v in params.items())
+        entry = self._entry
+        if frozen and entry is not None and entry[0] == key and entry[1] is params:
+            return entry[2]
+        base = build()
+        if frozen:
+            self._entry = (key, params, base)     # holds params: their ids cannot be reused meanwhile
+        return base
+
+
 _WORK = threading.local()
 
 
@@ -176,6 +203,11 @@ def _prepare(params, xs, ys, variant, loss, h0, s0, deltas):
     return X, H, xs, dt
 
 
+def _base(cache, params, xs, ys, variant, loss, h0, s0, dt) -> _Base:
+    build = lambda: _Base(params, xs, ys, variant, loss, h0, s0, dt)  # noqa: E731
+    return build() if cache is None else cache.get(params, build)
+
+
 def _is_dual(d) -> bool:
     return d.dtype.kind == "c" and not np.any(d.real) and float(np.max(np.abs(d.imag), initial=0.0)) <= DUAL_MAX_STEP
 
@@ -184,7 +216,7 @@ def _is_dual(d) -> bool:
 
 
 def entry_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name, flat_idx,
-                 deltas) -> np.ndarray:
+                 deltas, cache: BaseCache | None = None) -> np.ndarray:
     """L at K single-entry perturbations (see the module docstring), shape ``(K,)``.
 
     ``params``: the eight blocks (the base point); ``xs`` ``(T, X)``; ``ys`` ``(T,)`` (seed) or ``(T, H)``
@@ -194,7 +226,7 @@ def entry_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=N
     X, H, xs, dt = _prepare(params, xs, ys, variant, loss, h0, s0, deltas)
     T = xs.shape[0]
     idx, d = _check_request(params, xs, ys, variant, loss, kind, name, flat_idx, deltas, T, H, X)
-    base = _Base(params, xs, ys, variant, loss, h0, s0, dt)
+    base = _base(cache, params, xs, ys, variant, loss, h0, s0, dt)
     K = idx.size
     if K == 0:
         return np.empty(0, np.result_type(dt, d.dtype))
@@ -398,7 +430,7 @@ def _dual_cell(base, t, dA, dsp, dhp):
 
 
 def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name,
-                     directions, deltas) -> np.ndarray:
+                     directions, deltas, cache: BaseCache | None = None) -> np.ndarray:
     """L with a whole block moved along a direction, for K copies, shape ``(K,)``.
 
     kind "param": ``params[name] + deltas[n] * directions[n]``, directions ``(K, *params[name].shape)``;
@@ -419,15 +451,15 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
     if d.ndim != 1 or V.shape != (d.size, *shape) or not np.all(np.isfinite(d)) or not np.all(np.isfinite(V)):
         raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,), got "
                          f"{V.shape} and {d.shape}")
-    base = _Base(params, xs, ys, variant, loss, h0, s0, dt)
+    base = _base(cache, params, xs, ys, variant, loss, h0, s0, dt)
     if d.size == 0:
         return np.empty(0, np.result_type(dt, d.dtype))
     if _is_dual(d):
-        return base.L + 1j * (d.imag * _dual_directions(base.tangents(), kind, name, V.astype(dt)))
+        return base.L + 1j * (d.imag * _dual_directions(base.tangents(), kind, name, V.astype(dt, copy=False)))
     wdt = np.result_type(dt, d.dtype, V.dtype)
     if wdt != dt:
         base = _Base(params, xs, ys, variant, loss, h0, s0, wdt)
-    return _real_directions(base, kind, name, V.astype(wdt), d.astype(wdt))
+    return _real_directions(base, kind, name, V.astype(wdt, copy=False), d.astype(wdt))
 
 
 def _dir_terms(base, name, V, d, sc):
@@ -438,13 +470,24 @@ def _dir_terms(base, name, V, d, sc):
     if name in WEIGHTS:
         gi = WEIGHTS.index(name)
         K, H = V.shape[0], V.shape[1]
-        U = np.einsum("khc,tc->tkh", V[:, :, :X], base.xs) * d[None, :, None]
-        Vh = V[:, :, X:] * d[:, None, None]
+        U = (V[:, :, :X].reshape(K * H, X) @ base.xs.T).T.reshape(base.T, K, H) * (sc * d)[None, :, None]
+        Vh = V[:, :, X:] * (sc * d)[:, None, None]
     else:
         gi = BIASES.index(name)
-        U = np.broadcast_to(V * d[:, None], (base.T,) + V.shape)
+        U = np.broadcast_to(V * (sc * d)[:, None], (base.T,) + V.shape)
         Vh = None
-    return gi, U * sc, (Vh * sc if Vh is not None else None)
+    return gi, U, Vh
+
+
+def _dual_dir_terms(base, name, V):
+    """Tangent of a parameter direction at every step, ``(T, K, H)``: ``V x_c(t)`` with the unperturbed x_c(t)
+    (weights; one GEMM for all steps) or ``V`` (biases); and the gate index."""
+    if name in WEIGHTS:
+        K, H = V.shape[0], V.shape[1]
+        xc = np.concatenate([base.xs, base.hprev], axis=1)               # (T, X+H)
+        U = (V.reshape(K * H, -1) @ xc.T).T.reshape(base.T, K, H)
+        return WEIGHTS.index(name), U
+    return BIASES.index(name), np.broadcast_to(V, (base.T,) + V.shape)
 
 
 def _real_directions(base, kind, name, V, d):
@@ -465,7 +508,7 @@ def _real_directions(base, kind, name, V, d):
             blk = Z[:, gi * H:(gi + 1) * H]
             blk += U[t]
             if Vh is not None:
-                blk += np.einsum("khj,kj->kh", Vh, hp)
+                blk += np.matmul(Vh, hp[:, :, None])[:, :, 0]
         _activate(Z, H)
         G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
         sp *= F
@@ -492,16 +535,16 @@ def _dual_directions(base, kind, name, V):
     dsp = np.zeros((K, H), dt)
     dZ = np.empty((K, 4 * H), dt)
     dl = np.zeros(K, dt)
-    gi = U = Vh = None
+    gi = U = None
     if kind == "param":
-        gi, U, Vh = _dir_terms(base, name, V, np.ones(K, dt), 1.0)
+        gi, U = _dual_dir_terms(base, name, V)
     for t in range(T):
-        np.matmul(dhp, base.WhT, out=dZ)
+        if t == 0:
+            dZ[:] = 0.0                           # h(-1) is not perturbed
+        else:
+            np.matmul(dhp, base.WhT, out=dZ)
         if U is not None:
-            blk = dZ[:, gi * H:(gi + 1) * H]
-            blk += U[t]
-            if Vh is not None:
-                blk += Vh @ base.hprev[t]
+            dZ[:, gi * H:(gi + 1) * H] += U[t]
         dZ *= base.dact[t]
         _dual_cell(base, t, dZ, dsp, dhp)
         if kind == "state" and name == "s":       # the tap on s(t) enters before h(t) reads it
