@@ -10,6 +10,7 @@ import os
 import sys
 
 from .protocol import ModelError, ProtocolError
+from .speed import add_speed_arguments, speed_options
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "against numerical derivatives.",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(run)
+    add_speed_arguments(run)
     demo = sub.add_parser("demo", help="train the reference on the write-up's example")
     demo.add_argument("--iterations", type=positive_int, default=100)
     demo.add_argument("--init", choices=["writeup", "independent", "rng"], default="writeup",
@@ -163,7 +165,8 @@ def cmd_run(args) -> int:
     if args.json is not None and (not args.json or os.path.isdir(args.json)):
         raise UsageError(f"--json: {args.json!r} is not a file path")
     model = make_model(args)
-    report = check(model, method=args.method, eps=args.eps, rtol=args.rtol, atol=args.atol, seed=args.seed)
+    report = check(model, method=args.method, eps=args.eps, rtol=args.rtol, atol=args.atol, seed=args.seed,
+                   **speed_options(args))
     print(text(report))
     if args.json:
         write_atomic(args.json, json.dumps(report.to_dict(), indent=2) + "\n")

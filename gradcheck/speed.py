@@ -1,0 +1,60 @@
+"""``gradcheck run``'s speed flags: --mode, --directions, --sample, --batch, --serial, --workers, --scheduler.
+
+``add_speed_arguments(parser)`` adds them; ``speed_options(args)`` turns the parsed flags into keyword
+arguments of :func:`gradcheck.check` (validating combinations; bad values raise :class:`UsageError`, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .executors import DASK_HINT, dask_available
+
+
+def _int_at_least_1(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def _address(text: str) -> str:
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://host:8786, got {text!r}")
+    return text
+
+
+def add_speed_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("speed (results do not depend on these, except --mode screen and --sample)")
+    g.add_argument("--mode", choices=["full", "screen"], default="full",
+                   help="full: every entry (default); screen: K random directions per block and per (state, t), "
+                        "failing or near-threshold rows re-checked in full")
+    g.add_argument("--directions", type=_int_at_least_1, default=16, metavar="K",
+                   help="directions per row for --mode screen (default 16)")
+    g.add_argument("--sample", type=_int_at_least_1, metavar="N",
+                   help="check only N random entries per row (the report states the coverage)")
+    g.add_argument("--batch", type=_int_at_least_1, metavar="K",
+                   help="perturbations per batched call (default: automatic from the sizes)")
+    g.add_argument("--serial", action="store_true",
+                   help="one loss call per perturbation even if the model declares 'batched' (the slow path)")
+    g.add_argument("--workers", type=_int_at_least_1, metavar="N",
+                   help="evaluate chunks in N worker processes (default: in this process)")
+    g.add_argument("--scheduler", type=_address, metavar="ADDRESS",
+                   help=f"evaluate chunks on a dask.distributed cluster (tcp://host:8786; {DASK_HINT})")
+
+
+def speed_options(args) -> dict:
+    """Keyword arguments of :func:`gradcheck.check` from the parsed flags."""
+    from .cli import UsageError
+
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("gradcheck run: --workers and --scheduler exclude each other (see gradcheck run --help)")
+    if args.scheduler is not None and not dask_available():
+        raise UsageError(f"gradcheck run: --scheduler needs dask.distributed: {DASK_HINT}")
+    if args.directions != 16 and args.mode != "screen":
+        raise UsageError("gradcheck run: --directions only applies to --mode screen")
+    return {"mode": args.mode, "directions": args.directions, "sample": args.sample, "batch": args.batch,
+            "batched": False if args.serial else None, "workers": args.workers, "scheduler": args.scheduler}
