@@ -11,6 +11,8 @@ K (the chunk size) bounds the memory a chunk needs; :func:`auto_batch` picks it 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+
 import numpy as np
 
 from . import finite_diff as fd
@@ -58,6 +60,8 @@ class ChunkedEvaluator:
         self.batch = int(batch) if batch else auto_batch(self.state_shapes)
         self.executor = executor
         self.progress = progress
+        if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):
+            _check_picklable(model, cloud_ok=not isinstance(executor, cf.ProcessPoolExecutor))
         self.calls = 0                               # model calls made (loss_batch / loss_directions / loss)
 
     # ---- the evaluator interface
@@ -109,6 +113,29 @@ class ChunkedEvaluator:
                 if self.progress is not None:
                     self.progress(k)
         return out
+
+
+def _check_picklable(model, cloud_ok: bool) -> None:
+    """Worker processes receive the model pickled; say so clearly instead of failing inside the pool."""
+    import pickle
+
+    try:
+        pickle.dumps(model)
+        return
+    except Exception as exc:
+        first = exc
+    if not cloud_ok:
+        raise ProtocolError(f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
+                            "define its class and callables at module level, or run without --workers")
+    try:
+        import cloudpickle  # what dask uses; it handles closures and local classes
+
+        cloudpickle.dumps(model)
+        return
+    except Exception:
+        pass
+    raise ProtocolError(f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
+                        "define its class and callables at module level, or run without --workers/--scheduler")
 
 
 def _chunk_len(bounds, pos):

@@ -25,17 +25,24 @@ class Planted(ReferenceLSTM):
         return pg, sg
 
 
-def entry_bug(name, index, rel):
+class entry_bug:  # noqa: N801 (a picklable closure: plants travel to worker processes)
     """Entry ``index`` of block ``name`` off by ``rel`` times the block's largest |gradient|."""
-    def plant(pg, sg):
-        pg[name][index] += rel * np.max(np.abs(pg[name]))
-    return plant
+
+    def __init__(self, name, index, rel):
+        self.name, self.index, self.rel = name, index, rel
+
+    def __call__(self, pg, sg):
+        pg[self.name][self.index] += self.rel * np.max(np.abs(pg[self.name]))
 
 
-def block_bug(name, factor):
-    def plant(pg, sg):
-        pg[name] *= factor
-    return plant
+class block_bug:  # noqa: N801
+    """Block ``name`` multiplied by ``factor``."""
+
+    def __init__(self, name, factor):
+        self.name, self.factor = name, factor
+
+    def __call__(self, pg, sg):
+        pg[self.name] *= self.factor
 
 
 def backward_without_ds_next(params, trace, dl_dh):

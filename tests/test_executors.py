@@ -1,0 +1,151 @@
+"""Executors: serial, a process pool and a dask cluster give bit-identical numbers; bad configurations exit 2."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import numpy as np
+import pytest
+
+from gradcheck import ProtocolError, ReferenceLSTM, check
+from gradcheck import executors
+from gradcheck.batched import ChunkedEvaluator
+from gradcheck.cli import main
+from gradcheck.protocol import ModelError
+
+from _planted import Planted, entry_bug
+
+SHAPES = {"h": (3, 6), "s": (3, 6)}
+
+
+def _all_losses(model, executor, *, batched=True, complex_=False):
+    """Every perturbation of every block and state at the central (or complex) step, as one array."""
+    ev = ChunkedEvaluator(model, model.parameters(), SHAPES, batched=batched, batch=16, executor=executor,
+                          complex_=complex_)
+    out = []
+    step = 1e-20j if complex_ else 6e-6
+    for name, x in model.parameters().items():
+        idx = np.arange(x.size)
+        out.append(ev.param_losses(name, idx, np.full(idx.size, step)))
+        out.append(ev.param_losses(name, idx, np.full(idx.size, -step)))
+    for name in SHAPES:
+        idx = np.arange(18)
+        out.append(ev.state_losses(name, idx, np.full(18, step)))
+    return np.concatenate(out)
+
+
+def _comparable(report):
+    d = report.to_dict()
+    d.pop("timings")
+    d["settings"].pop("evaluation")
+    return d
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Planted(4, 6, 3, seed=7, plant=entry_bug("bi", (2,), 1e-3))
+
+
+def test_process_pool_is_bit_identical_to_serial(model):
+    serial = _all_losses(model, None)
+    with cf.ProcessPoolExecutor(2) as pool:
+        pooled = _all_losses(model, pool)
+        pooled_complex = _all_losses(model, pool, complex_=True)
+        pooled_loop = _all_losses(model, pool, batched=False)
+    assert np.array_equal(serial, pooled)                     # bit-identical, not merely close
+    assert np.array_equal(_all_losses(model, None, complex_=True), pooled_complex)
+    assert np.array_equal(_all_losses(model, None, batched=False), pooled_loop)
+    a, b = check(model), check(model, workers=2)
+    assert b.settings["evaluation"]["executor"] == "2 worker processes"
+    assert _comparable(a) == _comparable(b)
+    assert [x.label for x in b.failing] == ["bi"]
+
+
+def test_dask_local_cluster_is_bit_identical_to_serial(model):
+    distributed = pytest.importorskip("distributed")
+    serial = _all_losses(model, None)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        with distributed.Client(cluster) as client:
+            assert np.array_equal(serial, _all_losses(model, client.get_executor()))
+        r = check(model, scheduler=cluster.scheduler_address)
+    assert r.settings["evaluation"]["executor"].startswith("dask scheduler tcp://")
+    assert _comparable(r) == _comparable(check(model))
+
+
+class _Raises(ReferenceLSTM):
+    def loss_batch(self, params, kind, name, flat_idx, deltas):
+        raise KeyError("no such gate in worker")
+
+
+def test_a_model_error_in_a_worker_is_reported_with_its_message():
+    with pytest.raises(ModelError, match="KeyError.*no such gate in worker"):
+        check(_Raises(2, 3, 2), workers=2)
+
+
+class _Unpicklable(ReferenceLSTM):
+    def __init__(self):
+        super().__init__(2, 3, 2)
+        self.hook = lambda: None
+
+
+def test_an_unpicklable_model_with_workers_is_a_clear_usage_error():
+    with pytest.raises(ProtocolError, match="cannot be sent to worker processes"):
+        check(_Unpicklable(), workers=2)
+
+
+def test_executor_configuration_errors():
+    m = ReferenceLSTM(2, 3, 2)
+    with pytest.raises(ProtocolError, match="workers"):
+        check(m, workers=0)
+    with pytest.raises(ProtocolError, match="choose one"):
+        check(m, workers=2, scheduler="tcp://localhost:1")
+    with pytest.raises(ProtocolError, match="executor"):
+        check(m, executor=object())
+
+
+def test_a_callers_executor_is_used_and_left_running():
+    m = ReferenceLSTM(2, 3, 2)
+    with cf.ThreadPoolExecutor(2) as pool:
+        r = check(m, executor=pool)
+        assert r.passed and pool.submit(lambda: 1).result() == 1
+
+
+def test_scheduler_without_dask_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(executors, "dask_available", lambda: False)
+    import gradcheck.speed
+    monkeypatch.setattr(gradcheck.speed, "dask_available", lambda: False)
+    assert main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--scheduler", "tcp://localhost:8786"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'gradcheck[dask]'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ProtocolError, match=r"pip install 'gradcheck\[dask\]'"):
+        check(ReferenceLSTM(2, 2, 2), scheduler="tcp://localhost:8786")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--workers", "0"], "--workers"), (["--workers", "two"], "--workers"), (["--batch", "-1"], "--batch"),
+    (["--directions", "0", "--mode", "screen"], "--directions"), (["--sample", "0"], "--sample"),
+    (["--mode", "fast"], "--mode"), (["--directions", "8"], "--mode screen"),
+    (["--workers", "2", "--scheduler", "tcp://h:1"], "exclude"), (["--scheduler", " "], "--scheduler"),
+])
+def test_bad_speed_flags_exit_2_with_one_line(argv, needle, capsys, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--json", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_speed_flags_run(capsys, tmp_path):
+    import json
+    out = tmp_path / "r.json"
+    assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--mode", "screen", "--directions", "4",
+                 "--json", str(out)]) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["mode"] == "screen" and settings["screen"]["directions"] == 4
+    assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--sample", "2", "--workers", "2",
+                 "--json", str(out)]) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["coverage"]["sample_per_row"] == 2 and settings["evaluation"]["executor"].startswith("2 ")
+    assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--serial", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["evaluation"]["batched"] is False

@@ -1,0 +1,103 @@
+"""The random-projection screen and sampled checks: what they catch, what they report, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcheck import ProtocolError, ReferenceLSTM, check
+from gradcheck.batched import ChunkedEvaluator
+from gradcheck.finite_diff import SerialEvaluator
+from gradcheck.screen import NEAR, directions_for
+
+from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
+
+
+@pytest.mark.parametrize("method", ["central", "complex", "richardson"])
+@pytest.mark.parametrize("variant,loss,seed", [("simple", "full", 0), ("tanh", "seed", 1), ("simple", "seed", 2)])
+def test_screen_passes_the_reference(method, variant, loss, seed):
+    r = check(ReferenceLSTM(5, 7, 4, variant=variant, loss=loss, seed=seed), mode="screen", method=method)
+    assert r.passed, [(x.label, x.ratio) for x in r.failing]
+    assert r.settings["screen"]["escalated_to_full"] == []
+    assert all(x.ratio <= NEAR for x in r.rows)
+    assert r.settings["coverage"]["entries_checked"] == 0
+    assert len(r.settings["coverage"]["rows_screened_only"]) == len(r.rows) == 8 + 2 * 4
+
+
+def test_screen_of_a_serial_model_matches_the_batched_screen():
+    m = ReferenceLSTM(4, 5, 3, seed=3)
+    fast, slow = check(m, mode="screen"), check(m, mode="screen", batched=False)
+    assert [(a.label, a.passed) for a in fast.rows] == [(b.label, b.passed) for b in slow.rows]
+    params = m.parameters()
+    shapes = {"h": (3, 5), "s": (3, 5)}
+    V = directions_for(0, 1, 6, params["wg"].shape)
+    d = np.r_[np.full(6, 1e-6), np.full(6, -1e-6)]
+    a = ChunkedEvaluator(m, params, shapes).direction_losses("param", "wg", np.r_[V, V], d)
+    b = SerialEvaluator(m, params, shapes).direction_losses("param", "wg", np.r_[V, V], d)
+    assert np.max(np.abs(a - b)) <= 64 * np.finfo(float).eps * np.max(np.abs(b))
+
+
+def test_screen_escalates_a_scaled_block_and_names_it():
+    m = Planted(5, 7, 4, seed=2, plant=block_bug("wf", 1 + 1e-5))
+    r = check(m, mode="screen")
+    assert r.settings["screen"]["escalated_to_full"] == ["wf"]
+    assert [x.label for x in r.failing] == ["wf"]
+    assert r.failing[0].checked == m.parameters()["wf"].size        # re-checked entry by entry
+
+
+def test_screen_localises_a_single_wrong_entry_above_its_threshold():
+    m = Planted(5, 7, 4, seed=2, plant=entry_bug("wi", (3, 9), 1e-2))
+    r = check(m, mode="screen")
+    assert [x.label for x in r.failing] == ["wi"]
+    assert r.failing[0].worst_index == [3, 9]
+
+
+def test_screen_finds_the_dropped_recurrent_term_like_the_full_check():
+    m = ReferenceLSTM(3, 5, 5, seed=8, backward=backward_without_ds_next)
+    full, scr = check(m), check(m, mode="screen")
+    assert {x.label for x in scr.failing} == {x.label for x in full.failing}
+    assert scr.first_bad_step == full.first_bad_step == {"name": "s", "t": 3}
+
+
+def test_screen_directions_are_reproducible_and_recorded():
+    m = ReferenceLSTM(4, 5, 3, seed=3)
+    a, b, c = check(m, mode="screen", seed=4), check(m, mode="screen", seed=4), check(m, mode="screen", seed=5)
+    assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
+    assert [x.numeric for x in a.rows] != [x.numeric for x in c.rows]
+    s = a.settings["screen"]
+    assert s["seed"] == 4 and s["directions"] == 16 and "rademacher" in s["distribution"]
+    V = directions_for(4, 1, 16, (5, 9))
+    assert V.shape == (16, 5, 9) and set(np.unique(V)) == {-1.0, 1.0}
+    assert not np.array_equal(V, directions_for(4, 2, 16, (5, 9)))
+
+
+def test_more_directions_in_the_report():
+    r = check(ReferenceLSTM(3, 4, 2), mode="screen", directions=3)
+    assert all(x.checked == 3 for x in r.rows)
+    with pytest.raises(ProtocolError, match="directions"):
+        check(ReferenceLSTM(3, 4, 2), mode="screen", directions=0)
+    with pytest.raises(ProtocolError, match="mode"):
+        check(ReferenceLSTM(3, 4, 2), mode="fast")
+
+
+def test_sample_reports_coverage_and_catches_a_sampled_bad_entry():
+    m = ReferenceLSTM(4, 6, 3, seed=1)
+    r = check(m, sample=5, seed=9)
+    total = sum(v.size for v in m.parameters().values()) + 2 * 3 * 6
+    cov = r.settings["coverage"]
+    assert cov["entries_total"] == total
+    assert cov["entries_checked"] == sum(x.checked for x in r.rows) == 5 * len(r.rows)
+    assert cov["fraction"] == pytest.approx(5 * len(r.rows) / total)
+    assert cov["sample_per_row"] == 5 and cov["sample_seed"] == 9
+    assert r.passed
+    # plant a bug at an entry the sample draws: the row fails and names that entry
+    rng = np.random.default_rng([9, 11])
+    first = np.sort(rng.choice(m.parameters()["wg"].size, size=5, replace=False))[0]
+    index = tuple(int(k) for k in np.unravel_index(first, m.parameters()["wg"].shape))
+    bad = check(Planted(4, 6, 3, seed=1, plant=entry_bug("wg", index, 1e-3)), sample=5, seed=9)
+    assert [x.label for x in bad.failing] == ["wg"] and bad.failing[0].worst_index == list(index)
+
+
+def test_full_check_coverage_is_everything():
+    r = check(ReferenceLSTM(2, 3, 2))
+    assert r.settings["coverage"]["fraction"] == 1.0 and r.settings["mode"] == "full"
