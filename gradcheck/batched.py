@@ -37,6 +37,9 @@ def auto_batch(state_shapes: dict[str, tuple[int, ...]], itemsize: int = 8) -> i
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
+    """A read-only array owning its data: ``arr`` itself when it already is one (no copy), else a copy."""
+    if isinstance(arr, np.ndarray) and not arr.flags.writeable and arr.base is None:
+        return arr
     out = np.array(arr, copy=True)
     out.flags.writeable = False
     return out

@@ -121,6 +121,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
         ev = evaluator
         if ev is None:
             if use_batched or ex is not None:
+                for arr in spec.params.values():     # the checker's own copies: shared read-only, not copied again
+                    arr.flags.writeable = False
                 ev = ChunkedEvaluator(model, spec.params, shapes, complex_=complex_, batched=use_batched,
                                       batch=batch, executor=ex, progress=progress)
             else:

@@ -52,14 +52,16 @@ class _Base:
         self.H = H = params["bg"].shape[0]
         self.xs = np.asarray(xs, dt)
         self.ys = np.asarray(ys, dt)
-        W = np.concatenate([np.asarray(params[k], dt) for k in WEIGHTS])
-        b = np.concatenate([np.asarray(params[k], dt) for k in BIASES])
-        self.W = W
+        X, T = self.X, self.T
         self.sc = np.full(4 * H, -1.0, dt)
         self.sc[:H] = -2.0
-        self.WhT = np.ascontiguousarray(W[:, self.X:].T)
-        self.WhTs = self.WhT * self.sc
-        self.zx = self.xs @ W[:, :self.X].T + b
+        self.WhTs = np.empty((H, 4 * H), dt)                 # the recurrent part, transposed and pre-scaled
+        self.zx = np.empty((T, 4 * H), dt)                   # W_x x(t) + b, for every step
+        for q, (w, b) in enumerate(zip(WEIGHTS, BIASES)):
+            Wq = np.asarray(params[w], dt)
+            self.WhTs[:, q * H:(q + 1) * H] = Wq[:, X:].T
+            self.zx[:, q * H:(q + 1) * H] = self.xs @ Wq[:, :X].T + np.asarray(params[b], dt)
+        self.WhTs *= self.sc
         self.zxs = self.zx * self.sc
         T = self.T
         self.zs = np.empty((T, 4 * H), dt)
@@ -90,6 +92,7 @@ class _Base:
             self.dact[:, :H] = 1.0 - a[:, :H] ** 2                      # tanh' = 1 - g^2
             self.dact[:, H:] = a[:, H:] * (1.0 - a[:, H:])             # sigmoid' = a(1 - a)
             self.ts = np.tanh(self.s) if self.variant == "tanh" else None
+            self.WhT = self.WhTs / self.sc                          # exact: sc is -1 or -2
             self.wl = np.zeros((self.T, H), self.dt)                    # dl(t)/dh(t)
             if self.loss == "seed":
                 self.wl[:, 0] = 2.0 * (self.h[:, 0] - self.ys)
@@ -194,17 +197,20 @@ def _check_request(params, xs, ys, variant, loss, kind, name, flat_idx, deltas, 
     return idx.astype(np.intp), d
 
 
-def _prepare(params, xs, ys, variant, loss, h0, s0, deltas):
+def _prepare(params, xs, h0, s0):
+    """Validate the base point; return ``(X, H, xs, dt)``."""
     X, H = validate_params(params)
     xs = np.asarray(xs)
     if xs.ndim != 2 or xs.shape[1] != X:
         raise ValueError(f"xs: expected shape (T, {X}), got {xs.shape}")
-    dt = result_dtype(*params.values(), xs, h0, s0)
-    return X, H, xs, dt
+    return X, H, xs, result_dtype(*params.values(), xs, h0, s0)
 
 
-def _base(cache, params, xs, ys, variant, loss, h0, s0, dt) -> _Base:
-    build = lambda: _Base(params, xs, ys, variant, loss, h0, s0, dt)  # noqa: E731
+def _base(cache, params, xs, ys, variant, loss, h0, s0, dt=None) -> _Base:
+    """The unperturbed pass at ``params`` (validated when built; from ``cache`` when it holds it)."""
+    def build():
+        X, H, xs_, dt_ = _prepare(params, xs, h0, s0)
+        return _Base(params, xs_, ys, variant, loss, h0, s0, dt_ if dt is None else dt)
     return build() if cache is None else cache.get(params, build)
 
 
@@ -223,10 +229,9 @@ def entry_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=N
     (full); ``h0``, ``s0`` ``(H,)`` or None. ``flat_idx`` ``(K,)`` ints; ``deltas`` ``(K,)`` real or complex.
     The result is complex when ``deltas`` is.
     """
-    X, H, xs, dt = _prepare(params, xs, ys, variant, loss, h0, s0, deltas)
-    T = xs.shape[0]
+    base = _base(cache, params, xs, ys, variant, loss, h0, s0)
+    X, H, T, dt = base.X, base.H, base.T, base.dt
     idx, d = _check_request(params, xs, ys, variant, loss, kind, name, flat_idx, deltas, T, H, X)
-    base = _base(cache, params, xs, ys, variant, loss, h0, s0, dt)
     K = idx.size
     if K == 0:
         return np.empty(0, np.result_type(dt, d.dtype))
@@ -234,7 +239,7 @@ def entry_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=N
         return base.L + 1j * (d.imag * _dual_entries(base.tangents(), kind, name, idx))
     wdt = np.result_type(dt, d.dtype)
     if wdt != dt:                                # general complex step: the real-path code in complex arithmetic
-        base = _Base(params, xs, ys, variant, loss, h0, s0, wdt)
+        base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
         d = d.astype(wdt)
     else:
         d = d.astype(dt)
@@ -436,8 +441,8 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
     kind "param": ``params[name] + deltas[n] * directions[n]``, directions ``(K, *params[name].shape)``;
     kind "state": the tap ``taps[name] = deltas[n] * directions[n]``, directions ``(K, T, H)``.
     """
-    X, H, xs, dt = _prepare(params, xs, ys, variant, loss, h0, s0, deltas)
-    T = xs.shape[0]
+    base = _base(cache, params, xs, ys, variant, loss, h0, s0)
+    X, H, T, dt = base.X, base.H, base.T, base.dt
     d = np.asarray(deltas)
     V = np.asarray(directions)
     if kind == "param":
@@ -451,14 +456,13 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
     if d.ndim != 1 or V.shape != (d.size, *shape) or not np.all(np.isfinite(d)) or not np.all(np.isfinite(V)):
         raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,), got "
                          f"{V.shape} and {d.shape}")
-    base = _base(cache, params, xs, ys, variant, loss, h0, s0, dt)
     if d.size == 0:
         return np.empty(0, np.result_type(dt, d.dtype))
     if _is_dual(d):
         return base.L + 1j * (d.imag * _dual_directions(base.tangents(), kind, name, V.astype(dt, copy=False)))
     wdt = np.result_type(dt, d.dtype, V.dtype)
     if wdt != dt:
-        base = _Base(params, xs, ys, variant, loss, h0, s0, wdt)
+        base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
     return _real_directions(base, kind, name, V.astype(wdt, copy=False), d.astype(wdt))
 
 
