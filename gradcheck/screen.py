@@ -30,8 +30,12 @@ SCREEN_STREAM = 7        # seed stream id of the screen's directions
 def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...]) -> np.ndarray:
     """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check."""
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
-    signs = rng.integers(0, 2, size=(K, *shape), dtype=np.int8)
-    return (2 * signs - 1).astype(np.float64)
+    n = K * int(np.prod(shape, dtype=int))
+    bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8))[:n]
+    return _SIGNS[bits].reshape(K, *shape)
+
+
+_SIGNS = np.array([-1.0, 1.0])
 
 
 def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,
@@ -47,7 +51,7 @@ def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.nda
     # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
     delta = base * scale if method == "complex" else base * scale / np.sqrt(n)
     offsets, weights = fd.STENCILS[method]
-    dirs = np.concatenate([V] * len(offsets))
+    dirs = V if len(offsets) == 1 else np.concatenate([V] * len(offsets))
     deltas = np.concatenate([np.full(K, c * delta) for c in offsets])
     L = ev.direction_losses(kind, name, dirs, deltas).reshape(len(offsets), K)
     h = np.full(K, delta)
