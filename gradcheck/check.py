@@ -136,6 +136,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
         rows: list[Row] = []
         escalated: list[str] = []
         screened: list[str] = []
+        screen_ratios: dict[str, float] = {}
         row_number = 0
         for name, x in spec.params.items():
             row_number += 1
@@ -145,6 +146,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                 V = screen.directions_for(seed, row_number, directions, x.shape)
                 row = screen.screen_row(ev, "param", name, None, x, np.asarray(pg[name]), V, method=method,
                                         base=base, rtol=rtol_, atol=atol, dtype=dtype)
+                screen_ratios[row.label] = row.ratio
                 if not screen.needs_full(row):
                     rows.append(row)
                     screened.append(row.label)
@@ -162,6 +164,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                     V[:, t] = screen.directions_for(seed, row_number, directions, g.shape[1:])
                     row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
                                             rtol=rtol_, atol=atol, dtype=dtype)
+                    screen_ratios[row.label] = row.ratio
                     if not screen.needs_full(row):
                         rows.append(row)
                         screened.append(row.label)
@@ -190,6 +193,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
             "directions": directions, "distribution": "rademacher (+-1 entries)", "seed": seed,
             "seed_rule": f"numpy.random.default_rng([seed, {screen.SCREEN_STREAM}, row number])",
             "near_threshold": screen.NEAR, "escalated_to_full": escalated,
+            "screen_ratios": {k: _json_num(v) for k, v in screen_ratios.items()},
             "detection_rule": "a single-entry error e is caught when |e| > ~ rtol * max_k |v_k^T g| "
                               "(see gradcheck.screen); rows above near_threshold are re-checked in full",
         }
@@ -198,6 +202,10 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
 
 
 SAMPLE_STREAM = 11       # seed stream id of sampled entries
+
+
+def _json_num(x: float):
+    return float(x) if math.isfinite(x) else str(x)
 
 
 def _count(name: str, value) -> int:
