@@ -12,10 +12,12 @@ K (the chunk size) bounds the memory a chunk needs; :func:`auto_batch` picks it 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 
 import numpy as np
 
 from . import finite_diff as fd
+from .blas_threads import single_threaded_blas
 from .executors import ordered_results
 from .protocol import ModelError, ProtocolError, call_model
 
@@ -50,11 +52,13 @@ class ChunkedEvaluator:
 
     ``params``: name -> array (copied, read-only); ``state_shapes``: name -> ``(T, *state_shape)``;
     ``complex_``: deltas are imaginary (complex step); ``batched``: use the model's ``loss_batch``.
+    ``threads``: chunk threads in this process when ``executor`` is None (None: one per core when the BLAS
+    library can be held to one thread, see :mod:`gradcheck.blas_threads`; else 1).
     """
 
     def __init__(self, model, params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ...]], *,
                  complex_: bool = False, batched: bool = True, batch: int | None = None, executor=None,
-                 progress=None):
+                 progress=None, threads: int | None = None):
         self.model = model
         self.params = {k: _frozen(v) for k, v in params.items()}
         self.state_shapes = {k: tuple(s) for k, s in state_shapes.items()}
@@ -63,6 +67,11 @@ class ChunkedEvaluator:
         self.batch = int(batch) if batch else auto_batch(self.state_shapes)
         self.executor = executor
         self.progress = progress
+        if threads is None:
+            with single_threaded_blas() as limited:
+                threads = (os.cpu_count() or 1) if limited and executor is None else 1
+        self.threads = int(threads) if executor is None else 1
+        self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):
             _check_picklable(model, cloud_ok=not isinstance(executor, cf.ProcessPoolExecutor))
         self.calls = 0                               # model calls made (loss_batch / loss_directions / loss)
@@ -82,12 +91,28 @@ class ChunkedEvaluator:
         deltas = np.asarray(deltas)
         use = self.batched and callable(getattr(self.model, "loss_directions", None))
         task = (self.model, self.params, self.state_shapes, self.complex, use, kind, name, directions, deltas)
-        (out,) = ordered_results(self.executor, _direction_task, [task])
+        with single_threaded_blas():
+            (out,) = ordered_results(self.executor, _direction_task, [task])
         out = _unwrap(out)
         self.calls += 1 if use else len(deltas)
         if self.progress is not None:
             self.progress(len(deltas))
         return _checked(out, len(deltas), self.complex, f"loss_directions({kind} {name!r})")
+
+    def _executor(self, n_tasks: int):
+        """The caller's executor, else our thread pool (numpy releases the GIL), else None (inline)."""
+        if self.executor is not None or self.threads <= 1 or n_tasks <= 1:
+            return self.executor
+        if self._pool is None:          # one pool per evaluator: its threads keep their scratch buffers
+            self._pool = cf.ThreadPoolExecutor(self.threads, thread_name_prefix="gradcheck-chunk")
+        return self._pool
+
+    def close(self) -> None:
+        """Shut down the chunk threads (the evaluator still works afterwards, inline)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.threads = 1
 
     # ---- chunking
     def _run(self, kind, name, flat_idx, deltas) -> np.ndarray:
@@ -107,7 +132,9 @@ class ChunkedEvaluator:
         stage = (f"loss_batch(params, {kind!r}, {name!r}, ...)" if self.batched else
                  f"loss(params{', taps' if kind == 'state' else ''}) with {kind} {name!r} perturbed")
         pos = 0
-        for result in ordered_results(self.executor, _chunk_task, tasks):
+        with single_threaded_blas():
+            results = ordered_results(self._executor(len(tasks)), _chunk_task, tasks)
+        for result in results:
             for losses in _unwrap(result):
                 k = _chunk_len(bounds, pos)
                 out[pos:pos + k] = _checked(losses, k, self.complex, stage)
@@ -185,6 +212,11 @@ def _unwrap(result):
 
 def _chunk_task(model, params, state_shapes, complex_, batched, kind, name, chunks):
     """One task: a list of chunks ``(flat_idx, deltas)`` -> list of loss arrays (runs in a worker)."""
+    with single_threaded_blas():
+        return _chunks(model, params, state_shapes, complex_, batched, kind, name, chunks)
+
+
+def _chunks(model, params, state_shapes, complex_, batched, kind, name, chunks):
     out = []
     try:
         if batched:

@@ -128,7 +128,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
             else:
                 ev = fd.SerialEvaluator(model, spec.params, shapes, complex_=complex_, progress=progress)
         settings_eval = {"batched": isinstance(ev, ChunkedEvaluator) and ev.batched,
-                         "batch": getattr(ev, "batch", 1), "executor": where}
+                         "batch": getattr(ev, "batch", 1), "executor": where,
+                         "threads": getattr(ev, "threads", 1)}
         ctx = _Context(ev, method, base, rtol_, atol, dtype, pg)
         rng = np.random.default_rng([seed, SAMPLE_STREAM]) if sample is not None else None
 
@@ -180,6 +181,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                     row.diagnosis = ctx.diagnose(row, spec.params, states, model)
         timings["diagnosis"] = time.perf_counter() - t2
         settings_eval["model_calls"] = getattr(ev, "calls", None)
+        if evaluator is None and isinstance(ev, ChunkedEvaluator):
+            ev.close()
 
     settings = {
         "method": method, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,

@@ -84,20 +84,25 @@ class _Base:
         self.L = self.l.sum()
         self.lcum = np.concatenate([[0.0], np.cumsum(self.l)]).astype(dt)   # lcum[t] = sum of l before t
 
-    # tangent-mode coefficients (dual path), computed on first use
+    # tangent-mode coefficients (dual path), computed on first use (once, whichever thread asks first)
+    _tangent_lock = threading.Lock()
+
     def tangents(self):
-        if not hasattr(self, "dact"):
-            H, a = self.H, self.a
-            self.dact = np.empty_like(a)
-            self.dact[:, :H] = 1.0 - a[:, :H] ** 2                      # tanh' = 1 - g^2
-            self.dact[:, H:] = a[:, H:] * (1.0 - a[:, H:])             # sigmoid' = a(1 - a)
-            self.ts = np.tanh(self.s) if self.variant == "tanh" else None
-            self.WhT = self.WhTs / self.sc                          # exact: sc is -1 or -2
-            self.wl = np.zeros((self.T, H), self.dt)                    # dl(t)/dh(t)
-            if self.loss == "seed":
-                self.wl[:, 0] = 2.0 * (self.h[:, 0] - self.ys)
-            else:
-                self.wl[:] = 2.0 * (self.h - self.ys)
+        with self._tangent_lock:
+            if "wl" not in self.__dict__:
+                H, a = self.H, self.a
+                dact = np.empty_like(a)
+                dact[:, :H] = 1.0 - a[:, :H] ** 2                      # tanh' = 1 - g^2
+                dact[:, H:] = a[:, H:] * (1.0 - a[:, H:])             # sigmoid' = a(1 - a)
+                wl = np.zeros((self.T, H), self.dt)                    # dl(t)/dh(t)
+                if self.loss == "seed":
+                    wl[:, 0] = 2.0 * (self.h[:, 0] - self.ys)
+                else:
+                    wl[:] = 2.0 * (self.h - self.ys)
+                self.dact = dact
+                self.ts = np.tanh(self.s) if self.variant == "tanh" else None
+                self.WhT = self.WhTs / self.sc                          # exact: sc is -1 or -2
+                self.wl = wl
         return self
 
 
