@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
     shapes = {k: v.shape for k, v in states.items()}
     complex_ = method == "complex"
     settings_eval: dict = {}
-    with open_executor(executor=executor, workers=workers, scheduler=scheduler) as (ex, where):
+    with open_executor(executor=executor, workers=workers, scheduler=scheduler) as (ex, where), ExitStack() as stack:
         ev = evaluator
         if ev is None:
             if use_batched or ex is not None:
@@ -125,6 +126,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                     arr.flags.writeable = False
                 ev = ChunkedEvaluator(model, spec.params, shapes, complex_=complex_, batched=use_batched,
                                       batch=batch, executor=ex, progress=progress)
+                stack.callback(ev.close)             # its chunk threads end with the check, whatever happens
             else:
                 ev = fd.SerialEvaluator(model, spec.params, shapes, complex_=complex_, progress=progress)
         settings_eval = {"batched": isinstance(ev, ChunkedEvaluator) and ev.batched,
@@ -181,8 +183,6 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                     row.diagnosis = ctx.diagnose(row, spec.params, states, model)
         timings["diagnosis"] = time.perf_counter() - t2
         settings_eval["model_calls"] = getattr(ev, "calls", None)
-        if evaluator is None and isinstance(ev, ChunkedEvaluator):
-            ev.close()
 
     settings = {
         "method": method, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,

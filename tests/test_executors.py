@@ -149,3 +149,20 @@ def test_cli_speed_flags_run(capsys, tmp_path):
     assert settings["coverage"]["sample_per_row"] == 2 and settings["evaluation"]["executor"].startswith("2 ")
     assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--serial", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["settings"]["evaluation"]["batched"] is False
+
+
+def test_chunk_threads_are_bit_identical_and_blas_threads_are_restored(model):
+    from gradcheck import blas_threads
+
+    controls = blas_threads._openblas_controls()
+    before = [get() for get, _ in controls]
+    one = ChunkedEvaluator(model, model.parameters(), SHAPES, batch=16, threads=1)
+    two = ChunkedEvaluator(model, model.parameters(), SHAPES, batch=16, threads=2)
+    idx = np.arange(model.parameters()["wf"].size)
+    d = np.full(idx.size, 6e-6)
+    assert np.array_equal(one.param_losses("wf", idx, d), two.param_losses("wf", idx, d))
+    two.close()
+    with blas_threads.single_threaded_blas() as limited:
+        assert [get() for get, _ in controls] == [1] * len(controls)
+        assert limited == bool(controls)
+    assert [get() for get, _ in controls] == before
