@@ -32,10 +32,10 @@ def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...]) -
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
     n = K * int(np.prod(shape, dtype=int))
     bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8))[:n]
-    return _SIGNS[bits].reshape(K, *shape)
-
-
-_SIGNS = np.array([-1.0, 1.0])
+    v = bits.astype(np.float64)
+    v *= 2.0
+    v -= 1.0
+    return v.reshape(K, *shape)
 
 
 def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,

@@ -28,7 +28,8 @@ def _address(text: str) -> str:
 
 
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("speed (results do not depend on these, except --mode screen and --sample)")
+    g = p.add_argument_group("speed (the numbers agree to rounding whatever these are; "
+                             "--mode screen and --sample check less)")
     g.add_argument("--mode", choices=["full", "screen"], default="full",
                    help="full: every entry (default); screen: K random directions per block and per (state, t), "
                         "failing or near-threshold rows re-checked in full")
