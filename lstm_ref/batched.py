@@ -499,18 +499,29 @@ def _dual_dir_terms(base, name, V):
     return BIASES.index(name), np.broadcast_to(V, (base.T,) + V.shape)
 
 
+def _first_step(kind, V) -> int:
+    """The first step a direction touches: 0 for parameters; for taps, the first step with a nonzero entry."""
+    if kind == "param":
+        return 0
+    touched = np.flatnonzero(np.any(V.reshape(V.shape[0], V.shape[1], -1) != 0, axis=(0, 2)))
+    return int(touched[0]) if touched.size else V.shape[1]
+
+
 def _real_directions(base, kind, name, V, d):
     H, T, dt = base.H, base.T, base.dt
     K = d.size
-    hp = np.repeat(base.hprev[0][None], K, axis=0)
-    sp = np.repeat(base.sprev[0][None], K, axis=0)
+    t0 = _first_step(kind, V)                     # copies equal the unperturbed pass before t0
+    if t0 >= T:
+        return np.full(K, base.L, dt)
+    hp = np.repeat(base.hprev[t0][None], K, axis=0).astype(dt)
+    sp = np.repeat(base.sprev[t0][None], K, axis=0).astype(dt)
     Z = np.empty((K, 4 * H), dt)
     tmp = np.empty((K, H), dt)
-    L = np.zeros(K, dt)
+    L = np.full(K, base.lcum[t0], dt)
     gi = U = Vh = None
     if kind == "param":
         gi, U, Vh = _dir_terms(base, name, V, d, base.sc[0] if name in ("wg", "bg") else -1.0)
-    for t in range(T):
+    for t in range(t0, T):
         np.matmul(hp, base.WhTs, out=Z)
         Z += base.zxs[t]
         if U is not None:
@@ -547,9 +558,10 @@ def _dual_directions(base, kind, name, V):
     gi = U = None
     if kind == "param":
         gi, U = _dual_dir_terms(base, name, V)
-    for t in range(T):
-        if t == 0:
-            dZ[:] = 0.0                           # h(-1) is not perturbed
+    t0 = _first_step(kind, V)                     # tangents are zero before t0
+    for t in range(t0, T):
+        if t == t0:
+            dZ[:] = 0.0                           # h(t0 - 1) is not perturbed
         else:
             np.matmul(dhp, base.WhT, out=dZ)
         if U is not None:
