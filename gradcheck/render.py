@@ -50,13 +50,16 @@ def row_cells(r: Row) -> list[str]:
             index_str(r.worst_index), sci(r.analytic), sci(r.numeric), str(r.checked)]
 
 
-def rows_table(rows: list[Row], *, tablefmt: str = "simple", headers=HEADERS, escape=None) -> str:
-    """A tabulate table of ``rows`` in the given order (every cell a pre-formatted string: no number parsing)."""
+def rows_table(rows: list[Row], *, tablefmt: str = "simple", headers=HEADERS, escape=None,
+               colalign=None) -> str:
+    """A tabulate table of ``rows`` in the given order (every cell a pre-formatted string: no number parsing).
+    Right-aligned unless ``colalign`` says otherwise."""
     cells = [row_cells(r) for r in rows]
     if escape is not None:
         cells = [[escape(c) for c in row] for row in cells]
-    return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True,
-                    colalign=ALIGN if cells else None)
+    if colalign is not None and cells:
+        return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True, colalign=colalign)
+    return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True, stralign="right")
 
 
 def table(report: Report, *, tablefmt: str = "simple") -> str:
@@ -138,11 +141,12 @@ def markdown(report: Report, *, fold_after: int | None = None) -> str:
            f"eps {sci(s.get('eps'))}, rtol {sci(s.get('rtol'))}, atol {sci(s.get('atol'))}, seed {report.seed}. "
            f"*analytic* = the model's gradient, *numeric* = finite differences.", ""]
     rows = report.worst_first()
-    full = rows_table(rows, tablefmt="pipe", escape=md_escape)
+    full = rows_table(rows, tablefmt="pipe", escape=md_escape, colalign=ALIGN)
     if fold_after is not None and len(rows) > fold_after:
         bad = [r for r in rows if not r.passed]
         if bad:
-            out += [f"Failing rows ({len(bad)}):", "", rows_table(bad, tablefmt="pipe", escape=md_escape), ""]
+            out += [f"Failing rows ({len(bad)}):", "",
+                    rows_table(bad, tablefmt="pipe", escape=md_escape, colalign=ALIGN), ""]
         out += ["<details>", f"<summary>All {len(rows)} rows, worst first</summary>", "", full, "", "</details>", ""]
     else:
         out += [full, ""]

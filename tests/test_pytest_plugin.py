@@ -60,7 +60,7 @@ def test_assert_gradients_fails_with_the_failing_rows_table_naming_each_side():
     msg = str(info.value)
     assert "1 of" in msg and "rows fail" in msg
     assert "analytic (model's gradient)" in msg and "numerical (finite differences)" in msg
-    table_rows = [line for line in msg.splitlines() if line.startswith("FAIL ")]
+    table_rows = [line.strip() for line in msg.splitlines() if line.strip().startswith("FAIL ")]
     assert len(table_rows) == 1 and table_rows[0].split()[1] == "bo"
 
 
