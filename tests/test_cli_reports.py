@@ -243,3 +243,30 @@ def test_the_installed_command_line_end_to_end(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gradcheck", "run", "--model", "e2e_models:correct", "-q"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# ------------------------------------------------------------------------------------ docs/ci.md stays true
+
+DOC = os.path.join(ROOT, "docs", "ci.md")
+
+
+@pytest.mark.skipif(not os.path.exists(DOC), reason="needs the source tree")
+def test_the_documented_commands_run(tmp_path, capsys):
+    import re
+    import shlex
+
+    text = open(DOC).read()
+    commands = re.findall(r"^\s*(?:- |run: )?(gradcheck run(?!:)[^\n#|]*)", text, flags=re.M)
+    assert len(commands) >= 4
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "lstm.py").write_text("from gradcheck.reference import ReferenceLSTM\n"
+                                                "def make_model():\n    return ReferenceLSTM(2, 3, 2)\n")
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        if "--model" not in argv:
+            argv += ["--x-dim", "2", "--hidden", "3", "--steps", "2"]
+        assert cli.main(argv) == 0, (command, capsys.readouterr().err)
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+        exec(compile(block, DOC, "exec"), {})
+    assert "PASS: all 14 rows" in capsys.readouterr().out

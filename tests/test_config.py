@@ -164,3 +164,31 @@ def test_an_unknown_environment_variable_is_a_warning_with_a_suggestion(tmp_path
 def test_other_commands_do_not_read_the_run_configuration(tmp_path, capsys):
     pyproject(tmp_path, "sed = 3\n")
     assert cli.main(["demo", "--iterations", "1"]) == 0
+
+
+# ------------------------------------------------------------------------------------ docs/ci.md stays true
+
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "ci.md")
+
+
+@pytest.mark.skipif(not os.path.exists(DOC), reason="needs the source tree")
+def test_the_documented_config_table_lists_exactly_the_run_options_and_their_variables():
+    import re
+
+    text = open(DOC).read()
+    rows = re.findall(r"^\| `([a-z-]+)` \| `(?:-q/)?--([a-z-]+)` \| `(GRADCHECK_[A-Z_]+)` \|", text, flags=re.M)
+    run = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["run"]
+    opts = config.options(run)
+    assert sorted(key for key, _, _ in rows) == sorted(opts)
+    for key, flag, env in rows:
+        assert key == flag and env == "GRADCHECK_" + opts[key].dest.upper()
+
+
+@pytest.mark.skipif(not os.path.exists(DOC), reason="needs the source tree")
+def test_the_documented_pyproject_example_is_valid(tmp_path):
+    import re
+
+    (block,) = re.findall(r"```toml\n(.*?)```", open(DOC).read(), flags=re.S)
+    (tmp_path / "pyproject.toml").write_text(block)
+    args = parsed()
+    assert args.model == "mypkg.lstm:make_model" and args.method == "richardson" and args.seed == 3
