@@ -198,3 +198,15 @@ def test_the_worst_error_is_a_junit_property_of_the_test(tester):
     assert float(bad["gradcheck_worst_err_over_tol"]) > 1
     good = props["test_good"]
     assert good["gradcheck_passed"] == "true" and float(good["gradcheck_worst_err_over_tol"]) < 1
+
+
+DOC = os.path.join(ROOT, "docs", "ci.md")
+
+
+@pytest.mark.skipif(not os.path.exists(DOC), reason="needs the source tree")
+def test_the_documented_plugin_example_passes(pytester):
+    import re
+
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", open(DOC).read(), flags=re.S) if "def test_" in b]
+    pytester.makepyfile(test_doc_example=block)
+    pytester.runpytest(*PLUGIN, "--strict-markers", "-W", "error").assert_outcomes(passed=2)
