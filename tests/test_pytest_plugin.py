@@ -209,4 +209,4 @@ def test_the_documented_plugin_example_passes(pytester):
 
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", open(DOC).read(), flags=re.S) if "def test_" in b]
     pytester.makepyfile(test_doc_example=block)
-    pytester.runpytest(*PLUGIN, "--strict-markers", "-W", "error").assert_outcomes(passed=2)
+    pytester.runpytest(*PLUGIN, "--strict-markers", "-W", "error::pytest.PytestUnknownMarkWarning").assert_outcomes(passed=2)
