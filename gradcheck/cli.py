@@ -195,7 +195,8 @@ def cmd_run(args) -> int:
         _emit(texts["markdown"].rstrip("\n"), sys.stdout)
     else:
         _emit(render.text(report, color=render.color_enabled(sys.stdout, os.environ)), sys.stdout)
-    ci.github(report, environ=os.environ, annotation_stream=sys.stderr if args.format == "json" else sys.stdout,
+    # Workflow commands go to stdout beside the table; stdout that carries a report (json, markdown) stays clean.
+    ci.github(report, environ=os.environ, annotation_stream=sys.stdout if args.format == "table" else sys.stderr,
               warn=lambda m: print(m, file=sys.stderr), report_hint=paths.get("markdown") or paths.get("json"))
     if paths and not args.quiet:
         print(f"gradcheck: reports written: {', '.join(paths.values())}", file=sys.stderr)

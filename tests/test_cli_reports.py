@@ -219,12 +219,14 @@ def test_no_annotations_outside_github_actions(tmp_path, models, capsys):
     assert "::error" not in capsys.readouterr().out
 
 
-def test_annotations_go_to_stderr_when_stdout_is_json(tmp_path, models, capsys, monkeypatch):
+@pytest.mark.parametrize("fmt", ["json", "markdown"])
+def test_annotations_go_to_stderr_when_stdout_carries_a_report(tmp_path, models, capsys, monkeypatch, fmt):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    assert run("--model", f"{models}:buggy", "--format", "json") == 1
+    assert run("--model", f"{models}:buggy", "--format", fmt) == 1
     out, err = capsys.readouterr()
-    json.loads(out)
-    assert "::error title=gradcheck%3A wi::" in err
+    assert "::error" not in out and "::error title=gradcheck%3A wi::" in err
+    if fmt == "json":
+        json.loads(out)
 
 
 # ------------------------------------------------------------------------------------- the real command
