@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from .render import FOLD_ROWS, failure_message, markdown
+from .render import FOLD_ROWS, diagnosis_text, failure_message, is_terminal, markdown
 from .report import Report
 
 ANNOTATION_CAP = 10
@@ -35,8 +35,8 @@ def annotations(report: Report, *, cap: int = ANNOTATION_CAP, report_hint: str |
     lines = []
     for r in bad[:cap]:
         msg = failure_message(r)
-        if r.diagnosis and "verdict" in r.diagnosis:
-            msg += f"\nstep-size re-check: {r.diagnosis['verdict']}: {r.diagnosis.get('reason', '')}"
+        if diagnosis_text(r):
+            msg += f"\nstep-size re-check: {diagnosis_text(r)}"
         lines.append(f"::error title={escape_property('gradcheck: ' + r.label)}::{escape_data(msg)}")
     if len(bad) > cap:
         where = f" (see {report_hint})" if report_hint else ""
@@ -62,13 +62,7 @@ def github(report: Report, *, environ, annotation_stream, warn, report_hint: str
 
 def progress_enabled(stream, *, quiet: bool) -> bool:
     """Progress only on a terminal (never into a file or a pipe) and not with ``--quiet``."""
-    if quiet:
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except (ValueError, OSError):
-        return False
+    return not quiet and is_terminal(stream)
 
 
 class Progress:

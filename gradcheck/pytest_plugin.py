@@ -24,7 +24,6 @@ Every check records JUnit properties on the test (``--junitxml``): ``gradcheck_p
 from __future__ import annotations
 
 import argparse
-import math
 
 import pytest
 
@@ -38,32 +37,22 @@ def _method(text: str) -> str:
     return text
 
 
-def _float(text: str, *, allow_zero: bool) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise argparse.ArgumentTypeError(f"expected a finite number {'>= 0' if allow_zero else '> 0'}, got {text!r}")
-    return v
-
-
 def _rtol(text: str) -> float:
-    return _float(text, allow_zero=False)
+    from .cli import positive_float      # the command line's own validators, imported only when a value is given
+
+    return positive_float(text)
 
 
 def _atol(text: str) -> float:
-    return _float(text, allow_zero=True)
+    from .cli import nonneg_float
+
+    return nonneg_float(text)
 
 
 def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+    from .cli import seed_int
+
+    return seed_int(text)
 
 
 OPTIONS = {          # name -> (parser, help)

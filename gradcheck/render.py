@@ -57,9 +57,8 @@ def rows_table(rows: list[Row], *, tablefmt: str = "simple", headers=HEADERS, es
     cells = [row_cells(r) for r in rows]
     if escape is not None:
         cells = [[escape(c) for c in row] for row in cells]
-    if colalign is not None and cells:
-        return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True, colalign=colalign)
-    return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True, stralign="right")
+    align = {"colalign": colalign} if colalign is not None and cells else {"stralign": "right"}
+    return tabulate(cells, headers=headers, tablefmt=tablefmt, disable_numparse=True, **align)
 
 
 def table(report: Report, *, tablefmt: str = "simple") -> str:
@@ -72,6 +71,13 @@ def failing_table(report: Report) -> str:
     return rows_table([r for r in report.worst_first() if not r.passed], headers=PLAIN_HEADERS)
 
 
+def diagnosis_text(r: Row) -> str | None:
+    """The step-size re-check of a failing row in words ("wrong gradient: ..."), if there is one."""
+    if r.diagnosis and "verdict" in r.diagnosis:
+        return f"{r.diagnosis['verdict']}: {r.diagnosis.get('reason', '')}"
+    return None
+
+
 def details(report: Report) -> list[str]:
     """One line per failing row that needs words: a missing/misshapen gradient, or the step-size re-check."""
     lines = []
@@ -80,9 +86,8 @@ def details(report: Report) -> list[str]:
             continue
         if r.note:
             lines.append(f"{r.label}: {r.note}")
-        elif r.diagnosis and "verdict" in r.diagnosis:
-            d = r.diagnosis
-            lines.append(f"{r.label}: {d['verdict']}: {d.get('reason', '')}")
+        elif diagnosis_text(r):
+            lines.append(f"{r.label}: {diagnosis_text(r)}")
     return lines
 
 
@@ -94,15 +99,20 @@ def headline(report: Report) -> str:
             f"numeric = finite differences")
 
 
-def color_enabled(stream, environ) -> bool:
-    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
-    if environ.get("NO_COLOR", "") != "" or environ.get("TERM") == "dumb":
-        return False
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an open terminal (False for files, pipes, closed or fake streams)."""
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except (ValueError, OSError):
         return False
+
+
+def color_enabled(stream, environ) -> bool:
+    """Colour only on a terminal, never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    if environ.get("NO_COLOR", "") != "" or environ.get("TERM") == "dumb":
+        return False
+    return is_terminal(stream)
 
 
 def text(report: Report, *, color: bool = False) -> str:
@@ -203,9 +213,9 @@ def junit(report: Report, *, suite: str = "gradcheck") -> str:
                             ("checked", r.checked)):
             ET.SubElement(tp, "property", name=name, value=_x(value))
         if not r.passed:
-            body = [failure_message(r), f"analytic = the model's gradient, numeric = finite differences"]
-            if r.diagnosis and "verdict" in r.diagnosis:
-                body.append(f"step-size re-check: {r.diagnosis['verdict']}: {r.diagnosis.get('reason', '')}")
+            body = [failure_message(r), "analytic = the model's gradient, numeric = finite differences"]
+            if diagnosis_text(r):
+                body.append(f"step-size re-check: {diagnosis_text(r)}")
             fail = ET.SubElement(tc, "failure", message=_x(failure_message(r)))
             fail.text = _x("\n".join(body))
     root = ET.Element("testsuites", name="gradcheck")
