@@ -187,21 +187,14 @@ def _from_toml(action: argparse.Action, value, where: str):
 
 
 def _scalar(action, k: str, value, where: str):
-    if isinstance(value, bool) or isinstance(value, (list, dict)) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
-    if k == "int":
-        if isinstance(value, int):
-            return _convert(action, str(value), where)
-        if isinstance(value, str):
-            return _string_for_number(action, value, k, where)
-        raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
-    if k == "float":
-        if isinstance(value, (int, float)):
-            return _convert(action, repr(float(value)), where)
-        return _string_for_number(action, value, k, where)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
-    return _convert(action, value, where)
+    """One TOML value of the option's type (``type(...) is``: a TOML boolean is not a number)."""
+    if k == "int" and type(value) is int:
+        return _convert(action, str(value), where)
+    if k == "float" and type(value) in (int, float):
+        return _convert(action, repr(float(value)), where)
+    if isinstance(value, str):
+        return _convert(action, value, where) if k == "str" else _string_for_number(action, value, k, where)
+    raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
 
 
 def _string_for_number(action, value: str, k: str, where: str):
