@@ -118,11 +118,14 @@ class Expectation:
     """What a correct checker must report for a mutant run over T steps.
 
     ``params`` / ``states``: every parameter block / (state, t) row the bug changes; all other rows must pass.
-    ``core_params`` / ``core_states``: the rows the bug writes *directly* (not only through an error carried
-    further back in time, which shrinks by a factor f or W^T dpre per step); they fail at any dtype. The rows in
-    ``params``/``states`` but not in the core are changed by an attenuated error: a float64 check must fail them
-    too (strict), a float32 check may miss them (its resolution is ~1e-7 of the row, not 1e-16).
-    ``first_bad_step``: ``{"name", "t"}`` or None: the latest failing state row, a core row.
+    ``core_params`` / ``core_states``: the rows the bug writes *directly*. The other changed rows receive the
+    error only through a recurrent weight matrix (dh_next = W^T dpre, entries ~0.1 here) or after further steps
+    back in time, each shrinking it by a factor that depends on the problem (W^T dpre, f, s(t) - s(t-1)): a
+    float64 check must still fail them at the self-test's configuration (strict); a float32 check, whose
+    resolution is ~1e-7 of a row instead of ~1e-16, may miss them, and so may float64 on other problems (e.g.
+    hidden 1, where a single small recurrent weight carries everything).
+    ``first_bad_step``: ``{"name", "t"}`` or None: the latest changed state row. Not strict, it is only required
+    when it is a core row (otherwise any failing state row is an earlier changed row, never a later one).
     """
 
     params: frozenset[str]
@@ -194,7 +197,7 @@ CATALOG: tuple[Mutant, ...] = (
         "dh(t), ds(t) are formed before df(t), so step T-1 passes; step T-1's wrong df feeds dh_next: h(T-2) and "
         "s(T-2) fail, and all earlier steps. wf, bf directly; the others through the wrong states.",
         lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              frozenset({"wf", "bf"}), frozenset({("h", T - 2)})),
+                              frozenset({"wf", "bf"}), frozenset()),
     ),
     Mutant(
         "tanh_prime_one_minus_g",
@@ -202,7 +205,7 @@ CATALOG: tuple[Mutant, ...] = (
         "the cell input's pre-activation gradient is wrong from step T-1 on: wg, bg directly, and dh_next from "
         "step T-1, so h, s at t <= T-2 and through them every block.",
         lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              frozenset({"wg", "bg"}), frozenset({("h", T - 2)})),
+                              frozenset({"wg", "bg"}), frozenset()),
     ),
     Mutant(
         "sigmoid_prime_on_preactivation",
@@ -210,7 +213,7 @@ CATALOG: tuple[Mutant, ...] = (
         "the i, f, o pre-activation gradients are wrong from step T-1 on: every block, and dh_next from step T-1, "
         "so h, s at t <= T-2.",
         lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              ALL - {"wg", "bg"}, frozenset({("h", T - 2)})),
+                              ALL - {"wg", "bg"}, frozenset()),
     ),
     Mutant(
         "bias_last_step_only",
@@ -299,6 +302,9 @@ def outcome(report, expectation: Expectation, *, strict: bool = True) -> tuple[b
             problems.append(f"{r.label} passed but must fail")
         elif not changed and not r.passed:
             problems.append(f"{r.label} failed but must pass")
-    if report.first_bad_step != expectation.first_bad_step:
+    fb = expectation.first_bad_step
+    core = expectation.core_states
+    fb_required = strict or core is None or (fb is not None and (fb["name"], fb["t"]) in core)
+    if fb_required and report.first_bad_step != fb:
         problems.append(f"first divergence {report.first_bad_step} but expected {expectation.first_bad_step}")
     return not problems, problems
