@@ -157,7 +157,8 @@ def test_cli_writes_both_reports_and_exits_0(tmp_path, capsys):
     assert rc == 0 and "2 of 2 mutants caught" in out
     data = json.loads((tmp_path / "selftest.json").read_text())
     assert data["passed"] is True and data["config"] == {"x_dim": 3, "hidden": 4, "steps": 5, "seed": 0,
-                                                         "loss": "full", "dtype": "float64", "method": "central"}
+                                                         "loss": "full", "dtype": "float64", "method": "central",
+                                                         "lenient": False}
     assert [c["name"] for c in data["cases"]] == ["reference", "drop_ds_next", "gates_swapped"]
     assert data["cases"][1]["first_divergence"] == {"name": "s", "t": 3}
     md = (tmp_path / "selftest.md").read_text()
