@@ -39,6 +39,8 @@ TINY_SCALE = 1e-3     # the "tiny scale error in one block": 0.1% (caught by flo
 
 def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) -> BPTT:
     """The reference BPTT (:func:`lstm_ref.backward`, written out again) with one bug switched in by name."""
+    if bug is not None and bug not in BY_NAME:
+        raise ValueError(f"bug: unknown mutant {bug!r}; the catalog has {sorted(BY_NAME)}")
     tr = trace
     T, hidden = tr.h.shape
     x_dim = tr.x_c.shape[1] - hidden
