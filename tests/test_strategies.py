@@ -6,6 +6,8 @@ from hypothesis import find, given
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from gradcheck import check
+from gradcheck.mutants import BY_NAME
 from gradcheck.protocol import inspect_model
 from gradcheck.reference import ReferenceLSTM
 from gradcheck.strategies import (
@@ -117,3 +119,9 @@ def test_problem_repr_is_short_and_names_the_seed():
 def test_custom_configs_strategy_is_used(data):
     p = data.draw(lstm_problems(configs=st.just(LSTMConfig(1, 2, 3, "tanh", "full"))))
     assert p.config == LSTMConfig(1, 2, 3, "tanh", "full")
+
+
+@given(reference_models(backward=BY_NAME["gates_swapped"].backward, max_hidden=3, max_steps=3))
+def test_reference_models_check_the_backward_they_are_given(model):
+    report = check(model, diagnose=False)
+    assert {r.name for r in report.failing} == {"wi", "bi", "wf", "bf"}
