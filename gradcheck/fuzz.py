@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .check import check
-from .protocol import ModelError, ProtocolError
+from .protocol import ModelError
 
 CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
 FLAGS = {"x_dim": "--x-dim", "hidden": "--hidden", "steps": "--steps", "seed": "--seed", "variant": "--variant",
@@ -168,7 +168,7 @@ def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, m
     """Search configurations of ``factory`` (default: the reference) for a failing check; shrink it.
 
     Raises :class:`ConfigError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
-    :class:`ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
+    :class:`gradcheck.protocol.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
     """
     from hypothesis import HealthCheck, Phase, given, reporting, settings
     from hypothesis import seed as hseed

@@ -3,8 +3,8 @@
 A gate that passes a wrong gradient is worse than no gate. The self-test runs :func:`gradcheck.check` (the same
 defaults as ``gradcheck run``) on the reference LSTM and on each mutant of its backward pass, and exits 0 only when
 the reference passes and every mutant is *caught with the expected rows named*: every row the mutant changes
-fails (in float32, or with ``--lenient``: at least the rows it changes directly), every other row passes, and the first divergence in
-time is the one derived from the equations (see :class:`gradcheck.mutants.Expectation`).
+fails (in float32, or with ``--lenient``: at least the rows it changes directly), every other row passes, and
+the first divergence in time is the one derived from the equations (see :class:`gradcheck.mutants.Expectation`).
 
 Configuration (explicit, printed and recorded in the report): the reference LSTM with x_dim 3, hidden 4, T 5,
 ``loss="full"``, seed 0, nonzero h0/s0, independent draws per block (small: correctness does not need scale,
@@ -199,7 +199,9 @@ def run_selftest(config: SelftestConfig = SelftestConfig(), *, names: list[str] 
     cases = [run_case(config, None)] + [run_case(config, m) for m in chosen]
     demo_result = None
     if demo:
-        fix = next((c for c in cases if c.name == "drop_ds_next"), None) or run_case(config, mut.BY_NAME["drop_ds_next"])
+        fix = next((c for c in cases if c.name == "drop_ds_next"), None)
+        if fix is None:
+            fix = run_case(config, mut.BY_NAME["drop_ds_next"])
         demo_result = run_demo(fix.ok)
     return SelftestResult(config, cases, demo_result, time.perf_counter() - t0)
 

@@ -129,8 +129,8 @@ class LSTMProblem:
         """How to rebuild this problem: a Python line, and the ``gradcheck run`` command when it is the same."""
         c = self.config
         args = ", ".join(f"{k}={v!r}" for k, v in self.scales.items())
-        line = (f"from gradcheck.strategies import LSTMConfig, make_problem; make_problem(LSTMConfig({c.x_dim}, {c.hidden}, {c.steps}, {c.variant!r}, "
-                f"{c.loss!r}), seed={self.seed}, {args}, nonzero_init={self.nonzero_init}, dtype={self.dtype!r})")
+        line = (f"from gradcheck.strategies import LSTMConfig, make_problem; make_problem(LSTMConfig({c.x_dim}, "
+                f"{c.hidden}, {c.steps}, {c.variant!r}, {c.loss!r}), seed={self.seed}, {args}, nonzero_init={self.nonzero_init}, dtype={self.dtype!r})")
         if self.is_reference:
             line += f"\n  or on the command line: {self.run_command()}"
         return line
