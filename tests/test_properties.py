@@ -68,7 +68,7 @@ def close(a, b, *, rel=1e-10):
 def test_check_passes_every_parameter_and_state_row(variant, loss, data):
     p = data.draw(problems(variant, loss), label="problem")
     note(p.reproduce())
-    report = check(p.model(), diagnose=False)
+    report = check(p.model(), diagnose=False, seed=p.seed)    # the verdict names the problem's seed
     T = p.config.steps
     assert len(report.rows) == len(PARAM_KEYS) + 2 * T          # one row per block, per (state, t)
     worst = max(r.max_rel_err for r in report.rows)
