@@ -16,8 +16,9 @@ step), so its tolerance (1e-2) cannot see a 0.1% error in one block or the atten
 back in time (measured: ``gradcheck selftest --dtype float32 --method central`` catches 8 of the 14 mutants;
 ``python benchmarks/tolerance_margins.py --dtype float32 --method central --block-error 0.1 --entry-error 0.1``
 misses a 10% error on a whole block in 287 of 1000 random configurations, because the round-off floor
-~100 * 1.2e-7 * |L| / 4.9e-3 exceeds rows whose gradient is small next to the loss); the complex step has no cancellation and is exact
-to the float32 resolution of the analytic side. Measured with ``python benchmarks/tolerance_margins.py --dtype float32 --method complex`` over 1000 random float32 reference
+~100 * 1.2e-7 * |L| / 4.9e-3 exceeds rows whose gradient is small next to the loss); the complex step has no
+cancellation and is exact to the float32 resolution of the analytic side. Measured with
+``python benchmarks/tolerance_margins.py --dtype float32 --method complex`` over 1000 random float32 reference
 configurations: 0 false alarms, largest error/tolerance ratio of a correct gradient 0.374, a 1e-3 error on one
 block caught every time (smallest ratio 4.98). Rows changed only by an error that shrank on its way back in time
 may pass in float32 (they are listed, not required); rows the bug leaves alone must pass.
