@@ -35,8 +35,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .check import check
-from .protocol import ModelError
 
 CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
 FLAGS = {"x_dim": "--x-dim", "hidden": "--hidden", "steps": "--steps", "seed": "--seed", "variant": "--variant",
@@ -83,6 +81,8 @@ def load_factory(spec: str) -> Callable:
 
 def build_model(factory: Callable, config: dict, *, name: str = "factory"):
     """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError."""
+    from .protocol import ModelError
+
     accepted = accepted_keys(factory)
     refused = [k for k in config if k not in accepted]
     if refused:
@@ -172,6 +172,9 @@ def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, m
     """
     from hypothesis import HealthCheck, Phase, given, reporting, settings
     from hypothesis import seed as hseed
+
+    from .check import check
+    from .protocol import ModelError
 
     for name, v in (("budget", budget), ("max_x_dim", max_x_dim), ("max_hidden", max_hidden),
                     ("max_steps", max_steps)):

@@ -34,13 +34,28 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from . import mutants as mut
-from .check import check
-from .reference import ReferenceLSTM
+if TYPE_CHECKING:  # imported on first use: ``gradcheck --help`` and the other commands do not pay for numpy here
+    from . import mutants as mut
+    from .reference import ReferenceLSTM
+
+MIN_STEPS = 3    # = gradcheck.mutants.MIN_STEPS (two steps behind each first divergence)
 
 DEFAULT_METHOD = {"float64": "central", "float32": "complex"}
+
+
+def check(model, **kwargs):
+    """:func:`gradcheck.check`, imported on first use (and replaceable in tests)."""
+    from .check import check as _check
+
+    return _check(model, **kwargs)
+
+
+def _catalog():
+    from . import mutants
+
+    return mutants
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,8 @@ class SelftestConfig:
         return self.dtype == "float64" and not self.lenient
 
     def model(self, mutant: mut.Mutant | None = None) -> ReferenceLSTM:
+        from .reference import ReferenceLSTM
+
         return ReferenceLSTM(self.x_dim, self.hidden, self.steps, variant=mutant.variant if mutant else "simple",
                              loss=self.loss, seed=self.seed, dtype=self.dtype,
                              backward=mutant.backward if mutant else None)
@@ -100,6 +117,7 @@ def _fb(d: dict | None) -> str:
 
 
 def run_case(config: SelftestConfig, mutant: mut.Mutant | None) -> Case:
+    mut = _catalog()
     method = config.resolved_method
     report = check(config.model(mutant), method=method, seed=config.seed)
     failing = report.failing
@@ -140,7 +158,7 @@ def run_demo(wrong_fix_caught: bool, *, iterations: int = 100) -> DemoResult:
     from lstm_ref.demo import train
     from lstm_ref.model import forward, step_loss_grads, step_losses
 
-    wrong = mut.BY_NAME["drop_ds_next"].backward
+    wrong = _catalog().BY_NAME["drop_ds_next"].backward
 
     def wrong_grads(params, xs, ys, *, variant="simple", loss="seed"):
         tr = forward(params, xs, variant=variant)
@@ -189,6 +207,7 @@ class SelftestResult:
 def run_selftest(config: SelftestConfig = SelftestConfig(), *, names: list[str] | None = None,
                  demo: bool = True) -> SelftestResult:
     """Run the reference and the catalog (or the mutants in ``names``) through the checker."""
+    mut = _catalog()
     if config.steps < mut.MIN_STEPS:
         raise ValueError(f"steps: the self-test needs T >= {mut.MIN_STEPS} (two steps behind each first "
                          f"divergence), got {config.steps}")
@@ -288,13 +307,13 @@ def add_parser(subparsers) -> None:
                "2 usage error")
     p.add_argument("--x-dim", type=positive_int, default=3, help="input size (default 3)")
     p.add_argument("--hidden", type=positive_int, default=4, help="memory cells (default 4)")
-    p.add_argument("--steps", type=positive_int, default=5, help=f"time steps T >= {mut.MIN_STEPS} (default 5)")
+    p.add_argument("--steps", type=positive_int, default=5, help=f"time steps T >= {MIN_STEPS} (default 5)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the problem (default 0)")
     p.add_argument("--dtype", choices=list(DEFAULT_METHOD), default="float64")
     p.add_argument("--method", choices=["central", "richardson", "complex"],
                    help="default: central in float64 (like gradcheck run), complex in float32")
-    p.add_argument("--mutant", action="append", metavar="NAME", choices=list(mut.BY_NAME),
-                   help="run only this mutant (repeatable; default: the whole catalog)")
+    p.add_argument("--mutant", action="append", metavar="NAME",
+                   help="run only this mutant (repeatable; default: the whole catalog; names: see the report)")
     p.add_argument("--lenient", action="store_true",
                    help="require only the rows each bug writes directly, also in float64 (for configurations "
                         "other than the default, e.g. hidden 1, where an error carried back in time can shrink "
@@ -308,11 +327,16 @@ def add_parser(subparsers) -> None:
 def cmd(args) -> int:
     from .cli import EXIT_FAIL, EXIT_OK, UsageError, write_atomic
 
-    if args.steps < mut.MIN_STEPS:
-        raise UsageError(f"gradcheck selftest: --steps must be >= {mut.MIN_STEPS} (the expected rows need two "
+    if args.steps < MIN_STEPS:
+        raise UsageError(f"gradcheck selftest: --steps must be >= {MIN_STEPS} (the expected rows need two "
                          f"steps behind each first divergence), got {args.steps}")
     if not args.no_reports and (not args.report_dir or _is_file(args.report_dir)):
         raise UsageError(f"gradcheck selftest: --report-dir {args.report_dir!r} is not a directory path")
+    catalog = _catalog().BY_NAME
+    unknown = [n for n in args.mutant or [] if n not in catalog]
+    if unknown:
+        raise UsageError(f"gradcheck selftest: --mutant: unknown {', '.join(map(repr, unknown))}; the catalog has "
+                         f"{', '.join(catalog)}")
     config = SelftestConfig(args.x_dim, args.hidden, args.steps, args.seed, "full", args.dtype, args.method,
                             args.lenient)
     result = run_selftest(config, names=args.mutant, demo=not args.no_demo)
@@ -333,6 +357,8 @@ def _is_file(path: str) -> bool:
 
 
 def _json_default(x):
+    import numpy as np
+
     if isinstance(x, (np.floating, np.integer)):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):

@@ -25,6 +25,7 @@ ISSUE_BUGS = {  # the bugs the issue lists, by the catalog's name
 
 
 def test_catalog_has_the_issues_bugs_and_at_least_twelve():
+    assert selftest.MIN_STEPS == mut.MIN_STEPS
     names = [m.name for m in mut.CATALOG]
     assert len(names) >= 12 and len(set(names)) == len(names)
     assert ISSUE_BUGS <= set(names)
@@ -177,7 +178,7 @@ def test_cli_exit_1_when_a_mutant_slips_through(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--steps", "2"], "--steps must be >= 3"),
     (["--hidden", "0"], "expected an integer >= 1"),
-    (["--mutant", "nope"], "invalid choice"),
+    (["--mutant", "nope"], "--mutant: unknown 'nope'; the catalog has drop_ds_next"),
     (["--dtype", "float16"], "invalid choice"),
 ])
 def test_cli_usage_errors_write_nothing(tmp_path, capsys, argv, msg):
@@ -192,3 +193,15 @@ def test_cli_report_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     f.write_text("x")
     assert cli.main(["selftest", "--report-dir", str(f), "--mutant", "gates_swapped", "--no-demo"]) == 2
     assert "--report-dir" in capsys.readouterr().err
+
+
+def test_cli_modules_are_cheap_to_import():
+    """selftest and fuzz are registered in the CLI: importing them must not import numpy or hypothesis."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gradcheck; heavy = ('numpy', 'hypothesis', 'tabulate'); "
+            "before = {m for m in heavy if m in sys.modules}; import gradcheck.selftest, gradcheck.fuzz; "
+            "print(sorted(m for m in heavy if m in sys.modules and m not in before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
