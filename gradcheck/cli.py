@@ -9,6 +9,7 @@ import math
 import os
 import sys
 
+from . import fuzz, selftest
 from .protocol import ModelError, ProtocolError
 from .reports import write_atomic  # noqa: F401  (kept here: other commands write through it)
 
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="writeup: the original's re-seeded blocks (default); independent: one seed, blocks "
                            "drawn one after another; rng: lstm_ref.init_params")
     demo.add_argument("--variant", choices=["simple", "tanh"], default="simple")
+    selftest.add_parser(sub)
+    fuzz.add_parser(sub)
     return parser
 
 
@@ -239,6 +242,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "demo": cmd_demo}
+COMMANDS["selftest"] = selftest.cmd
+COMMANDS["fuzz"] = fuzz.cmd
 
 
 def main(argv: list[str] | None = None) -> int:
