@@ -4,13 +4,29 @@
     >>> report = gradcheck.check(gradcheck.ReferenceLSTM(x_dim=3, hidden=2, steps=3))
     >>> report.passed
     True
+
+The names below are imported on first use (PEP 562), so ``import gradcheck.pytest_plugin`` (loaded by every
+pytest run once the package is installed) does not import numpy.
 """
 
-from .check import check
-from .finite_diff import METHODS
-from .protocol import ModelError, ProtocolError
-from .reference import ReferenceLSTM
-from .report import Report, Row
+import importlib
+
+_LAZY = {
+    "check": ".check", "METHODS": ".finite_diff", "ModelError": ".protocol", "ProtocolError": ".protocol",
+    "ReferenceLSTM": ".reference", "Report": ".report", "Row": ".report",
+}
 
 __all__ = ["METHODS", "ModelError", "ProtocolError", "ReferenceLSTM", "Report", "Row", "check"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -295,8 +295,10 @@ class _Context:
     def diagnose(self, row: Row, params, states, model) -> dict:
         """Re-check the row's worst entries at several steps (and by complex step when the model allows it).
 
-        A discrepancy that stays put while the step changes by 1000x is a wrong gradient; one that shrinks
-        into tolerance at some step is finite-difference error (a bad step size), not a wrong gradient.
+        Steps ``eps * (10, 1, 0.1, 0.01)``. A discrepancy that shrinks into tolerance at some step, or falls by
+        10x or more per 10x smaller step (truncation error converging like h^p), is finite-difference error: the
+        gradient is right and the step is at fault. One that stays within a factor 3 while the step changes 100x
+        is a wrong gradient. With the model's "complex" capability, complex step (exact to rounding) decides.
         """
         worst = self.top[(row.kind, row.name, row.t)]
         if row.kind == "param":
@@ -342,13 +344,20 @@ class _Context:
             out["verdict"] = "finite-difference error"
             out["reason"] = (f"the discrepancy shrinks to {errors[k]:.3e} (within tolerance) at step "
                              f"{sweep[k][0]:.1e}: try --eps {sweep[k][0]:.1e}")
-        elif len(errors) >= 2 and max(errors) <= 3.0 * min(errors):
+        elif len(errors) >= 3 and errors[-3] >= 10.0 * errors[-2] and errors[-2] >= 10.0 * errors[-1]:
+            out["verdict"] = "finite-difference error"
+            out["reason"] = (f"the discrepancy falls {errors[-3] / errors[-2]:.0f}x and "
+                             f"{errors[-2] / errors[-1]:.0f}x per 10x smaller step (truncation error of a "
+                             f"correct gradient): use a smaller --eps, e.g. {sweep[-1][0]:.1e}, or --method "
+                             f"richardson")
+        elif len(errors) >= 3 and max(errors[1:]) <= 3.0 * min(errors[1:]):
             out["verdict"] = "wrong gradient"
-            out["reason"] = (f"the discrepancy stays at {min(errors):.3e}..{max(errors):.3e} while the step "
-                             f"changes {SWEEP[0] / SWEEP[-1]:.0f}x")
+            out["reason"] = (f"the discrepancy stays at {min(errors[1:]):.3e}..{max(errors[1:]):.3e} while "
+                             f"the step changes {sweep[1][0] / sweep[-1][0]:.0f}x")
         else:
             out["verdict"] = "inconclusive"
-            out["reason"] = "the discrepancy changes with the step but never falls within tolerance"
+            out["reason"] = ("the discrepancy changes with the step but neither settles nor falls within "
+                             "tolerance; try --method complex if the model supports it")
         return out
 
 

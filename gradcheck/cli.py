@@ -9,7 +9,9 @@ import math
 import os
 import sys
 
+from . import fuzz, selftest
 from .protocol import ModelError, ProtocolError
+from .reports import write_atomic  # noqa: F401  (kept here: other commands write through it)
 from .speed import add_speed_arguments, speed_options
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
@@ -17,8 +19,13 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 EXIT_CODES = """exit codes:
   0  every row passes
   1  a row fails (or a value is NaN/inf)
-  2  usage or configuration error (bad flag value, unimportable --model, not a model); nothing is written
-  3  the model raised while being checked (its message is shown)"""
+  2  usage or configuration error (bad flag value, unimportable --model, not a model, bad [tool.gradcheck]
+     key or GRADCHECK_* value, unwritable report path); nothing is written
+  3  the model raised while being checked (its message is shown); nothing is written
+
+reports: reports/gradcheck.json, .xml (JUnit) and .md by default (--report-dir, --no-reports, --json/--junit/
+--markdown PATH). configuration: [tool.gradcheck] in the nearest pyproject.toml (keys = long option names) and
+GRADCHECK_<OPTION> environment variables; precedence: command line > environment > pyproject.toml > defaults."""
 
 
 class UsageError(Exception):
@@ -93,6 +100,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
 
 
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """The output, report-file and CI flags of ``run`` (``--json PATH`` is in :func:`add_run_arguments`)."""
+    out = p.add_argument_group("output and reports")
+    out.add_argument("--format", choices=["table", "markdown", "json"], default="table",
+                     help="what goes to stdout (default table); with json, the human text goes to stderr")
+    out.add_argument("--report-dir", metavar="DIR", default="reports",
+                     help="directory of gradcheck.json, gradcheck.xml, gradcheck.md (default: reports)")
+    out.add_argument("--no-reports", action="store_true",
+                     help="do not write the report files of --report-dir (explicit --json/--junit/--markdown "
+                          "paths are still written)")
+    out.add_argument("--junit", metavar="PATH", help="write the JUnit XML report to PATH")
+    out.add_argument("--markdown", metavar="PATH", help="write the Markdown report to PATH")
+    out.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress line and no notes on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradcheck", description="Gradient checking for hand-written BPTT.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -101,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "against numerical derivatives.",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(run)
+    add_report_arguments(run)
     add_speed_arguments(run)
     demo = sub.add_parser("demo", help="train the reference on the write-up's example")
     demo.add_argument("--iterations", type=positive_int, default=100)
@@ -108,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="writeup: the original's re-seeded blocks (default); independent: one seed, blocks "
                            "drawn one after another; rng: lstm_ref.init_params")
     demo.add_argument("--variant", choices=["simple", "tanh"], default="simple")
+    selftest.add_parser(sub)
+    fuzz.add_parser(sub)
     return parser
 
 
@@ -142,35 +168,71 @@ def make_model(args):
                          seed=args.seed, dtype=args.dtype)
 
 
-def write_atomic(path: str, data: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a truncated file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cmd_run(args) -> int:
+    """Check, then write the report files (all or none), print the chosen format, feed CI; exit 0/1."""
+    from . import ci, render, reports
     from .check import check
-    from .render import text
 
-    if args.json is not None and (not args.json or os.path.isdir(args.json)):
-        raise UsageError(f"--json: {args.json!r} is not a file path")
+    try:
+        paths = reports.report_paths(report_dir=args.report_dir, no_reports=args.no_reports, json=args.json,
+                                     junit=args.junit, markdown=args.markdown)
+    except reports.ReportPathError as exc:
+        raise UsageError(f"gradcheck run: {exc}") from None
     model = make_model(args)
-    report = check(model, method=args.method, eps=args.eps, rtol=args.rtol, atol=args.atol, seed=args.seed,
-                   **speed_options(args))
-    print(text(report))
-    if args.json:
-        write_atomic(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
-    return EXIT_OK if report.passed else EXIT_FAIL
+    progress = ci.Progress(sys.stderr) if ci.progress_enabled(sys.stderr, quiet=args.quiet) else None
+    try:
+        report = check(model, method=args.method, eps=args.eps, rtol=args.rtol, atol=args.atol, seed=args.seed,
+                       progress=progress, **speed_options(args))
+    finally:
+        if progress is not None:
+            progress.close()
+    code = EXIT_OK if report.passed else EXIT_FAIL
+    rendered = {"json": render.json_text, "junit": render.junit, "markdown": render.markdown}
+    texts = {kind: rendered[kind](report) for kind in {*paths, args.format} & rendered.keys()}
+    try:
+        reports.write_all({path: texts[kind] for kind, path in paths.items()})
+    except OSError as exc:
+        raise UsageError(f"gradcheck run: cannot write the reports: {exc}") from None
+    if args.format == "json":
+        _emit(texts["json"].rstrip("\n"), sys.stdout)
+        _emit(render.text(report, color=render.color_enabled(sys.stderr, os.environ)), sys.stderr)
+    elif args.format == "markdown":
+        _emit(texts["markdown"].rstrip("\n"), sys.stdout)
+    else:
+        _emit(render.text(report, color=render.color_enabled(sys.stdout, os.environ)), sys.stdout)
+    # Workflow commands go to stdout beside the table; stdout that carries a report (json, markdown) stays clean.
+    ci.github(report, environ=os.environ, annotation_stream=sys.stdout if args.format == "table" else sys.stderr,
+              warn=lambda m: print(m, file=sys.stderr), report_hint=paths.get("markdown") or paths.get("json"))
+    if paths and not args.quiet:
+        print(f"gradcheck: reports written: {', '.join(paths.values())}", file=sys.stderr)
+    return code
+
+
+def _emit(text: str, stream) -> None:
+    """Print, tolerating a closed pipe (``gradcheck run | head``): the reports are already written."""
+    try:
+        print(text, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def apply_config(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Re-parse ``run`` with ``[tool.gradcheck]`` and ``GRADCHECK_*`` values as its defaults (CLI wins)."""
+    from . import config
+
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    try:
+        cfg = config.load(run, cwd=os.getcwd(), environ=os.environ)
+    except config.ConfigError as exc:
+        raise UsageError(f"gradcheck run: {exc}") from None
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr)
+    config.apply(run, cfg)
+    return parser.parse_args(argv)
 
 
 def cmd_demo(args) -> int:
@@ -182,6 +244,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "demo": cmd_demo}
+COMMANDS["selftest"] = selftest.cmd
+COMMANDS["fuzz"] = fuzz.cmd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if args.command == "run":
+            args = apply_config(parser, argv)
         return COMMANDS[args.command](args)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

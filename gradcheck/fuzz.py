@@ -1,0 +1,303 @@
+"""``gradcheck fuzz``: search configurations for a failing check, shrink it, print the command that reproduces it.
+
+How a model exposes configurations: ``--model MODULE:FACTORY`` names a factory that accepts (a subset of) the
+keyword arguments ``x_dim``, ``hidden``, ``steps`` (T), ``seed``, ``variant`` (``"simple"``/``"tanh"``) and
+``loss`` (``"seed"``/``"full"``), and returns a model of the checker's protocol built for them::
+
+    def make_model(*, x_dim=3, hidden=4, steps=5, seed=0):
+        ...
+        return MyLSTM(...)
+
+Fuzz varies exactly the keywords the factory's signature accepts (all of them with ``**kwargs``) and passes
+nothing else; a factory that accepts none of them is rejected (there is nothing to search). Without ``--model``
+the reference LSTM is fuzzed over all six. Sizes are drawn between 1 and ``--max-x-dim``/``--max-hidden``/
+``--max-steps``, seeds between 0 and ``--max-seed``.
+
+The search is hypothesis's (``@given`` with the generate and shrink phases, ``database=None``, seeded by
+``--seed``, so a run is replayable): up to ``--budget`` configurations are checked; on the first failure
+hypothesis shrinks towards the smallest failing configuration (small sizes first, then the first variant and
+loss, then seed 0), and a final pass lowers each size by one while the check still fails. It prints that
+configuration and the exact ``gradcheck run ...`` command that reproduces it. ``gradcheck run`` reproduces a
+factory's configuration through :func:`load_model_with_config` (``--model MODULE:FACTORY`` with the size flags
+forwarded as keyword arguments).
+
+Exit codes: 0 no failing configuration within the budget; 1 a configuration whose check fails; 2 usage error
+(bad flags, unimportable model, a factory that is not configurable, an object that is not a model); 3 the model
+raised at some configuration (the smallest such configuration is shown).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
+FLAGS = {"x_dim": "--x-dim", "hidden": "--hidden", "steps": "--steps", "seed": "--seed", "variant": "--variant",
+         "loss": "--loss"}
+VARIANTS = ("simple", "tanh")
+LOSSES = ("full", "seed")      # shrink towards the full loss: every unit receives gradient
+
+
+class ConfigError(ValueError):
+    """The factory cannot be configured as asked (a usage error, exit 2)."""
+
+
+def accepted_keys(factory: Callable) -> tuple[str, ...]:
+    """The configuration keywords ``factory`` accepts (all of :data:`CONFIG_KEYS` when it takes ``**kwargs``)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return ()
+    ps = sig.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return CONFIG_KEYS
+    names = {p.name for p in ps if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    return tuple(k for k in CONFIG_KEYS if k in names)
+
+
+def load_factory(spec: str) -> Callable:
+    """Import MODULE (the current directory on the path) and return FACTORY from ``MODULE:FACTORY``."""
+    module_name, sep, factory_name = spec.partition(":")
+    if not sep or not module_name or not factory_name:
+        raise ConfigError(f"--model: expected MODULE:FACTORY, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"--model: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, factory_name, None)
+    if factory is None:
+        raise ConfigError(f"--model: module {module_name!r} has no {factory_name!r}")
+    if not callable(factory):
+        raise ConfigError(f"--model: {module_name}:{factory_name} is not callable")
+    return factory
+
+
+def build_model(factory: Callable, config: dict, *, name: str = "factory"):
+    """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError."""
+    from .protocol import ModelError
+
+    accepted = accepted_keys(factory)
+    refused = [k for k in config if k not in accepted]
+    if refused:
+        raise ConfigError(
+            f"{name} does not accept {', '.join(refused)} (it accepts {', '.join(accepted) or 'none of'} "
+            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments")
+    try:
+        return factory(**config)
+    except Exception as exc:
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        raise ModelError(f"{name}({args})", exc) from exc
+
+
+def load_model_with_config(spec: str, **config):
+    """``--model MODULE:FACTORY`` with configuration keywords: ``FACTORY(**config)``.
+
+    For ``gradcheck run``: forward the reference-size flags the user gave (``--x-dim``, ``--hidden``, ``--steps``,
+    ``--seed``, ``--variant``, ``--loss``) as keyword arguments; with none given this is ``FACTORY()``, as before.
+    A flag the factory does not accept is a usage error (:class:`ConfigError`, a ValueError: exit 2) naming it;
+    the factory's own exceptions become :class:`ModelError` (exit 3).
+    """
+    unknown = [k for k in config if k not in CONFIG_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown configuration keys {unknown}; known: {list(CONFIG_KEYS)}")
+    return build_model(load_factory(spec), config, name=spec)
+
+
+def reference_factory(*, x_dim: int = 3, hidden: int = 4, steps: int = 5, seed: int = 0, variant: str = "simple",
+                      loss: str = "full"):
+    """The reference LSTM as a configurable factory (what ``gradcheck run`` without ``--model`` checks)."""
+    from .reference import ReferenceLSTM
+
+    return ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed)
+
+
+def run_command(config: dict, *, spec: str | None = None, method: str = "central") -> str:
+    """The ``gradcheck run`` command that checks exactly this configuration."""
+    parts = ["gradcheck", "run"]
+    if spec:
+        parts += ["--model", spec]
+    parts += [f"{FLAGS[k]} {config[k]}" for k in CONFIG_KEYS if k in config]
+    if method != "central":
+        parts += ["--method", method]
+    return " ".join(parts)
+
+
+@dataclass
+class FuzzResult:
+    """What the search found. ``config``: the smallest failing configuration (None: none found).
+
+    ``kind``: ``"fail"`` (a row fails), ``"raised"`` (the model raised) or None. ``examples``: configurations
+    checked (generation and shrinking). ``failing_rows``: labels of the failing rows at ``config``.
+    """
+
+    config: dict | None
+    kind: str | None
+    message: str
+    examples: int
+    command: str | None
+    failing_rows: list[str]
+    budget: int
+    seed: int
+
+
+class _Found(Exception):
+    def __init__(self, config, kind, message, rows):
+        super().__init__(message)
+        self.config, self.kind, self.message, self.rows = config, kind, message, rows
+
+
+def _strategy(keys, *, max_x_dim, max_hidden, max_steps, max_seed, variants, losses):
+    from hypothesis import strategies as st
+
+    pieces = {"x_dim": st.integers(1, max_x_dim), "hidden": st.integers(1, max_hidden),
+              "steps": st.integers(1, max_steps), "variant": st.sampled_from(variants),
+              "loss": st.sampled_from(losses), "seed": st.integers(0, max_seed)}
+    return st.fixed_dictionaries({k: pieces[k] for k in CONFIG_KEYS if k in keys})
+
+
+def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, max_x_dim: int = 5,
+         max_hidden: int = 6, max_steps: int = 5, max_seed: int = 2**16, variants=VARIANTS, losses=LOSSES,
+         method: str = "central", spec: str | None = None) -> FuzzResult:
+    """Search configurations of ``factory`` (default: the reference) for a failing check; shrink it.
+
+    Raises :class:`ConfigError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
+    :class:`gradcheck.protocol.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
+    """
+    from hypothesis import HealthCheck, Phase, given, reporting, settings
+    from hypothesis import seed as hseed
+
+    from .check import check
+    from .protocol import ModelError
+
+    for name, v in (("budget", budget), ("max_x_dim", max_x_dim), ("max_hidden", max_hidden),
+                    ("max_steps", max_steps)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {v!r}")
+    if not isinstance(max_seed, int) or max_seed < 0:
+        raise ConfigError(f"max_seed: expected an integer >= 0, got {max_seed!r}")
+    factory = reference_factory if factory is None else factory
+    name = spec or getattr(factory, "__name__", "factory")
+    keys = accepted_keys(factory)
+    if not keys:
+        raise ConfigError(f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
+                          "there is nothing to fuzz (see gradcheck fuzz --help for the factory convention)")
+    counter = {"n": 0}
+
+    def probe(config: dict) -> None:
+        counter["n"] += 1
+        try:
+            report = check(build_model(factory, config, name=name), method=method, diagnose=False)
+        except ModelError as exc:
+            raise _Found(config, "raised", str(exc), []) from None
+        if not report.passed:
+            raise _Found(config, "fail", report.verdict(), [r.label for r in report.failing])
+
+    # A model that does not follow the protocol is a usage error, not a finding: find out on the smallest one.
+    smallest = {k: {"x_dim": 1, "hidden": 1, "steps": 1, "seed": 0, "variant": variants[0],
+                    "loss": losses[0]}[k] for k in keys}
+    try:
+        probe(smallest)
+        found = None
+    except _Found as f:
+        found = f
+
+    if found is None:
+        strategy = _strategy(keys, max_x_dim=max_x_dim, max_hidden=max_hidden, max_steps=max_steps,
+                             max_seed=max_seed, variants=tuple(variants), losses=tuple(losses))
+
+        @hseed(seed)
+        @settings(max_examples=budget, database=None, deadline=None, phases=(Phase.generate, Phase.shrink),
+                  suppress_health_check=list(HealthCheck), report_multiple_bugs=False, derandomize=False,
+                  print_blob=False)
+        @given(strategy)
+        def search(config):
+            probe(config)
+
+        try:
+            with reporting.with_reporter(lambda _msg: None):
+                search()
+        except _Found as f:
+            found = _polish(f, probe)
+    if found is None:
+        return FuzzResult(None, None, f"no failing configuration in {counter['n']} checked", counter["n"], None,
+                          [], budget, seed)
+    return FuzzResult(found.config, found.kind, found.message, counter["n"],
+                      run_command(found.config, spec=spec, method=method), found.rows, budget, seed)
+
+
+def _polish(found: _Found, probe) -> _Found:
+    """Lower each size by one (and try seed 0) while the check still fails: a local minimum for certain."""
+    improved = True
+    while improved:
+        improved = False
+        for key in ("x_dim", "hidden", "steps", "seed"):
+            if key not in found.config:
+                continue
+            value = found.config[key]
+            lower = (0 if value > 0 else None) if key == "seed" else (value - 1 if value > 1 else None)
+            if lower is None:
+                continue
+            try:
+                probe(dict(found.config, **{key: lower}))
+            except _Found as f:
+                found, improved = f, True
+    return found
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def add_parser(subparsers) -> None:
+    import argparse
+
+    from .cli import positive_int, seed_int
+    from .finite_diff import METHODS
+
+    p = subparsers.add_parser(
+        "fuzz", help="search configurations for a failing check and shrink it to the smallest",
+        description=__doc__.split("\n\n", 1)[1].rsplit("\n\nExit codes", 1)[0],
+        epilog="exit codes:\n" + __doc__.rsplit("Exit codes: ", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", metavar="MODULE:FACTORY",
+                   help="a configurable factory (default: the reference LSTM)")
+    p.add_argument("--budget", type=positive_int, default=100,
+                   help="configurations to check before shrinking (default 100)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the search (default 0)")
+    p.add_argument("--max-x-dim", type=positive_int, default=5, help="largest x_dim (default 5)")
+    p.add_argument("--max-hidden", type=positive_int, default=6, help="largest hidden (default 6)")
+    p.add_argument("--max-steps", type=positive_int, default=5, help="largest T (default 5)")
+    p.add_argument("--max-seed", type=seed_int, default=2**16, help="largest model seed (default 65536)")
+    p.add_argument("--method", choices=list(METHODS), default="central", help="default central")
+
+
+def cmd(args) -> int:
+    from .cli import EXIT_FAIL, EXIT_MODEL, EXIT_OK, UsageError
+
+    try:
+        factory = load_factory(args.model) if args.model else None
+        result = fuzz(factory, budget=args.budget, seed=args.seed, max_x_dim=args.max_x_dim,
+                      max_hidden=args.max_hidden, max_steps=args.max_steps, max_seed=args.max_seed,
+                      method=args.method, spec=args.model)
+    except ConfigError as exc:
+        raise UsageError(f"gradcheck fuzz: {exc}") from None
+    what = args.model or "the reference LSTM"
+    if result.config is None:
+        print(f"gradcheck fuzz: {what}: no failing configuration in {result.examples} checked "
+              f"(budget {args.budget}, search seed {args.seed}; rerun with --seed {args.seed})")
+        return EXIT_OK
+    cfg = ", ".join(f"{k}={v!r}" for k, v in result.config.items())
+    head = "the check fails" if result.kind == "fail" else "the model raises"
+    print(f"gradcheck fuzz: {what}: {head}; smallest configuration found: {cfg} "
+          f"({result.examples} configurations checked, search seed {args.seed})")
+    print(f"  {result.message}")
+    if result.failing_rows:
+        print(f"  failing rows: {', '.join(result.failing_rows)}")
+    print(f"reproduce with:\n  {result.command}")
+    return EXIT_FAIL if result.kind == "fail" else EXIT_MODEL
