@@ -216,8 +216,8 @@ def main(argv=None) -> int:
     rate = gemm_rate()
     emit("# gradcheck benchmarks")
     emit()
-    emit(f"Command: `python benchmarks/run.py{' --quick' if args.quick else ''}"
-         f"{' --full-baselines' if args.full_baselines else ''}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    flags = f"{' --quick' if args.quick else ''}{' --full-baselines' if args.full_baselines else ''}"
+    emit(f"Command: `python benchmarks/run.py{flags}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
          f"Python {platform.python_version()}; load average at start {load0[0]:.2f}.")
     emit(f"Measured float64 GEMM rate: {rate / 1e9:.1f} GFLOP/s.")
@@ -250,8 +250,8 @@ def main(argv=None) -> int:
         row("naive loop, model.loss" + how, E, naive)
         row("naive loop, unchecked core" + how, E, core)
         if tg is not None:
-            row(f"torch.autograd.gradcheck exact{'' if args.full_baselines else f' (extrapolated from {tg[1]} entries)'}",
-                E, tg[0], passed=tg[2])
+            extra = "" if args.full_baselines else f" (extrapolated from {tg[1]} entries)"
+            row(f"torch.autograd.gradcheck exact{extra}", E, tg[0], passed=tg[2])
         small = size[2] <= 4
         rep = 3 if small else 1
         dt, peak, r = timed_check(m, repeat=rep, memory=small)

@@ -160,13 +160,22 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
             if blocks is not None and name not in blocks:
                 row_number += g.shape[0]
                 continue
+            screens = {}
+            if mode == "screen":
+                signs = [screen.directions_for(seed, row_number + 1 + t, directions, g.shape[1:])
+                         for t in range(g.shape[0])]
+                if screen.state_rows_bytes(g, directions, method) <= STATE_SCREEN_BYTES:
+                    screens = {r.t: r for r in screen.state_rows(ev, name, g, signs, method=method, base=base,
+                                                                 rtol=rtol_, atol=atol, dtype=dtype)}
             for t in range(g.shape[0]):
                 row_number += 1
                 if mode == "screen":
-                    V = np.zeros((directions, *g.shape), dtype=float)
-                    V[:, t] = screen.directions_for(seed, row_number, directions, g.shape[1:])
-                    row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
-                                            rtol=rtol_, atol=atol, dtype=dtype)
+                    row = screens.get(t)
+                    if row is None:                  # large states: one call per step
+                        V = np.zeros((directions, *g.shape), dtype=float)
+                        V[:, t] = signs[t]
+                        row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
+                                                rtol=rtol_, atol=atol, dtype=dtype)
                     screen_ratios[row.label] = row.ratio
                     if not screen.needs_full(row):
                         rows.append(row)
@@ -205,6 +214,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
 
 
 SAMPLE_STREAM = 11       # seed stream id of sampled entries
+STATE_SCREEN_BYTES = 32 * 2**20   # the screen evaluates all steps of a state in one call below this size
 
 
 def _json_num(x: float):

@@ -44,16 +44,52 @@ def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.nda
     (block shape, or the state's step-t slice); ``V``: ``(K, *g.shape)`` directions (for a state, the tap's
     ``(K, T, *state_shape)`` with only step t nonzero)."""
     K = V.shape[0]
-    n = g.size
     rowV = V if t is None else V[:, t]
     analytic = np.tensordot(rowV.reshape(K, -1), np.asarray(g).reshape(-1).real, axes=(1, 0))
     scale = 1.0 if x is None else max(1.0, float(np.max(np.abs(x))))
-    # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
-    delta = base * scale if method == "complex" else base * scale / np.sqrt(n)
-    offsets, weights = fd.STENCILS[method]
+    delta = _delta(method, base, scale, g.size)
+    offsets = fd.STENCILS[method][0]
     dirs = V if len(offsets) == 1 else np.concatenate([V] * len(offsets))
     deltas = np.concatenate([np.full(K, c * delta) for c in offsets])
     L = ev.direction_losses(kind, name, dirs, deltas).reshape(len(offsets), K)
+    return _row(kind, name, t, analytic, L, delta, method=method, rtol=rtol, atol=atol, dtype=dtype)
+
+
+def state_rows(ev, name: str, g: np.ndarray, signs: list[np.ndarray], *, method: str, base: float, rtol: float,
+               atol: float, dtype) -> list[Row]:
+    """Screen every step of state ``name`` in ONE evaluator call: ``g`` ``(T, *state_shape)``, ``signs[t]``
+    ``(K, *state_shape)`` the directions of step t (copies t*K..t*K+K-1 move only the tap at step t)."""
+    T, K = g.shape[0], signs[0].shape[0]
+    delta = _delta(method, base, 1.0, g[0].size)
+    offsets = fd.STENCILS[method][0]
+    D = np.zeros((T * K, *g.shape))
+    for t in range(T):
+        D[t * K:(t + 1) * K, t] = signs[t]
+    dirs = D if len(offsets) == 1 else np.concatenate([D] * len(offsets))
+    deltas = np.concatenate([np.full(T * K, c * delta) for c in offsets])
+    L = ev.direction_losses("state", name, dirs, deltas).reshape(len(offsets), T, K)
+    rows = []
+    for t in range(T):
+        analytic = signs[t].reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real
+        rows.append(_row("state", name, t, analytic, L[:, t], delta, method=method, rtol=rtol, atol=atol,
+                         dtype=dtype))
+    return rows
+
+
+def state_rows_bytes(g: np.ndarray, K: int, method: str) -> int:
+    """Memory of :func:`state_rows`' direction array (the checker screens row by row above a limit)."""
+    return 8 * K * g.shape[0] * g.size * len(fd.STENCILS[method][0])
+
+
+def _delta(method: str, base: float, scale: float, n: int) -> float:
+    # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
+    return base * scale if method == "complex" else base * scale / np.sqrt(n)
+
+
+def _row(kind, name, t, analytic, L, delta, *, method, rtol, atol, dtype) -> Row:
+    """Compare ``analytic`` ``(K,)`` with the stencil of losses ``L`` ``(offsets, K)`` at step ``delta``."""
+    K = analytic.shape[0]
+    weights = fd.STENCILS[method][1]
     h = np.full(K, delta)
     if method == "complex":
         numeric = L[0].imag / h
