@@ -37,14 +37,16 @@ def _positive(name: str, value, *, allow_zero: bool) -> float | None:
 MODES = ("full", "screen")
 
 
-def check(model, *, method: str = "central", eps: float | None = None, rtol: float | None = None,
+def check(model, *, method: str = "auto", eps: float | None = None, rtol: float | None = None,
           atol: float | None = None, seed: int = 0, diagnose: bool = True, progress=None,
           evaluator=None, mode: str = "full", directions: int = 16, sample: int | None = None,
           batch: int | None = None, batched: bool | None = None, executor=None, workers: int | None = None,
           scheduler: str | None = None, blocks=None) -> Report:
     """Check ``model``'s analytic gradients against numerical derivatives over every entry.
 
-    ``method``: ``"central"``, ``"richardson"`` or ``"complex"`` (models declaring the "complex" capability).
+    ``method``: ``"central"``, ``"richardson"``, ``"complex"`` (models declaring the "complex" capability) or
+    ``"auto"`` (the default: central, except complex step for float32 models declaring "complex"; see
+    :func:`gradcheck.finite_diff.resolve_method`). The report records the method actually used.
     ``eps``: base step (default per method and dtype, see :mod:`gradcheck.finite_diff`). ``rtol``/``atol``:
     see :mod:`gradcheck.tolerance`. ``seed``: seed of every random draw (screen directions, sampled entries),
     recorded in the report (the full check itself draws nothing).
@@ -63,8 +65,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
       dask.distributed address): where chunks run; None: in this process. Results do not depend on it.
     - ``blocks``: names of parameter blocks and states to check (None: all).
     """
-    if method not in fd.METHODS:
-        raise ProtocolError(f"method: expected one of {list(fd.METHODS)}, got {method!r}")
+    if method not in (fd.AUTO, *fd.METHODS):
+        raise ProtocolError(f"method: expected one of {[fd.AUTO, *fd.METHODS]}, got {method!r}")
     if mode not in MODES:
         raise ProtocolError(f"mode: expected one of {list(MODES)}, got {mode!r}")
     directions = _count("directions", directions)
@@ -78,6 +80,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     spec = inspect_model(model)
+    method_requested = method
+    method = fd.resolve_method(method, spec.dtype, spec.capabilities)
     if method == "complex" and "complex" not in spec.capabilities:
         raise ProtocolError(
             "method 'complex' needs a model that accepts complex parameters; this one does not declare the "
@@ -194,7 +198,7 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
         settings_eval["model_calls"] = getattr(ev, "calls", None)
 
     settings = {
-        "method": method, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,
+        "method": method, "method_requested": method_requested, "dtype": np.dtype(dtype).name, "eps": base, "eps_default": eps is None,
         "rtol": rtol_, "atol": atol, "step_rule": "h_j = eps * max(1, |x_j|)",
         "tolerance_rule": "|a - n| <= max(atol, 100 * roundoff_j, rtol * max|n|) + rtol * |n_j|",
         "mode": mode, "evaluation": settings_eval,
@@ -279,6 +283,7 @@ class _Context:
         return Row(kind=kind, name=name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
                    max_rel_err=c.max_rel_err, worst_index=[int(k) for k in np.unravel_index(pos(c.worst), shape)],
                    analytic=_real(a[c.worst]), numeric=float(n[c.worst]), tolerance=c.tolerance, ratio=c.ratio,
+                   resolution=c.resolution,
                    checked=int(a.size))
 
     def param_row(self, name: str, x: np.ndarray, g, *, rng=None, sample=None) -> Row:

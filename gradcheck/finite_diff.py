@@ -22,6 +22,7 @@ import numpy as np
 from .protocol import ProtocolError, as_scalar_loss, call_model
 
 METHODS = ("central", "richardson", "complex")
+AUTO = "auto"      # central, except complex step for float32 models that declare "complex" (see resolve_method)
 
 # (offsets c_k, weights w_k): derivative = sum_k w_k L(x + c_k h) / h
 STENCILS = {
@@ -30,6 +31,20 @@ STENCILS = {
     "complex": ((1j,), (1.0,)),
 }
 EVALUATIONS = {m: len(STENCILS[m][0]) for m in METHODS}
+
+
+def resolve_method(method: str, dtype, capabilities) -> str:
+    """``"auto"``: complex step for a float32 model that declares "complex", central differences otherwise.
+
+    Why: in float32 a central difference is good to ~1e-4..1e-2 of a row's scale at best (round-off eps/h with
+    eps = 1.2e-7), so rows whose gradient is small next to the loss cannot see even a 10% error; the complex
+    step has no cancellation and reaches the float32 resolution of the analytic side. float64 keeps central.
+    """
+    if method != AUTO:
+        return method
+    if np.dtype(dtype).itemsize < 8 and "complex" in capabilities:
+        return "complex"
+    return "central"
 
 
 class StepError(ValueError):

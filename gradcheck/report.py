@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .tolerance import INSENSITIVE
+
 
 @dataclass
 class Row:
@@ -30,6 +32,7 @@ class Row:
     checked: int
     note: str | None = None
     diagnosis: dict | None = None
+    resolution: float | None = None
 
     @property
     def label(self) -> str:
@@ -41,7 +44,7 @@ class Row:
             "max_abs_err": _num(self.max_abs_err), "max_rel_err": _num(self.max_rel_err),
             "worst_index": list(self.worst_index), "analytic": _num(self.analytic), "numeric": _num(self.numeric),
             "tolerance": _num(self.tolerance), "ratio": _num(self.ratio), "checked": self.checked,
-            "note": self.note, "diagnosis": self.diagnosis,
+            "note": self.note, "diagnosis": self.diagnosis, "resolution": _num(self.resolution),
         }
 
 
@@ -82,11 +85,24 @@ class Report:
         """Rows sorted by error/tolerance, failing ones first (stable, so equal rows keep check order)."""
         return sorted(self.rows, key=lambda r: (r.passed, -_sort_key(r.ratio)))
 
+    @property
+    def insensitive(self) -> list[Row]:
+        """Passing rows whose tolerance floor exceeds 1% of their own scale: a 1% error there could pass unseen
+        (the round-off of a finite difference in float32, or a gradient tiny next to the loss)."""
+        return [r for r in self.rows if r.passed and r.resolution is not None and r.resolution > INSENSITIVE]
+
     def verdict(self) -> str:
         n = len(self.rows)
+        tail = f" ({self.method}, seed {self.seed}; rerun with --seed {self.seed})"
+        blind = self.insensitive
+        caveat = []
+        if blind:
+            labels = ", ".join(r.label for r in blind[:6]) + (", ..." if len(blind) > 6 else "")
+            worst = max(r.resolution for r in blind)
+            caveat = [f"{len(blind)} passing rows cannot resolve relative errors below {_pct(worst)} ({labels}): "
+                      f"use --method complex (if the model allows it) or float64"]
         if self.passed:
-            return (f"PASS: all {n} rows within tolerance ({self.method}, seed {self.seed}; "
-                    f"rerun with --seed {self.seed})")
+            return "; ".join([f"PASS: all {n} rows within tolerance", *caveat]) + tail
         bad = self.failing
         params = [r.name for r in bad if r.kind == "param"]
         parts = [f"FAIL: {len(bad)} of {n} rows fail"]
@@ -95,7 +111,7 @@ class Report:
         if self.first_bad_step:
             fb = self.first_bad_step
             parts.append(f"first divergence going back in time: {fb['name']} at t={fb['t']}")
-        return "; ".join(parts) + f" ({self.method}, seed {self.seed}; rerun with --seed {self.seed})"
+        return "; ".join(parts + caveat) + tail
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +119,10 @@ class Report:
             "loss": _num(self.loss), "settings": self.settings, "first_bad_step": self.first_bad_step,
             "verdict": self.verdict(), "rows": [r.to_dict() for r in self.rows], "timings": self.timings,
         }
+
+
+def _pct(x: float) -> str:
+    return "any size" if x == math.inf else f"{100 * x:.2g}%"
 
 
 def _sort_key(x: float) -> float:

@@ -24,11 +24,14 @@ configurations, the largest error/tolerance ratio of correct gradients and of pl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 NOISE_FACTOR = 100.0
+# A row whose floor exceeds this fraction of its own scale cannot see an error of 1%: the report says so.
+INSENSITIVE = 1e-2
 TOP = 3
 
 # dtype name -> method -> rtol
@@ -56,6 +59,7 @@ class Comparison:
     tolerance: float        # the tolerance at the worst entry
     nonfinite: bool
     top: np.ndarray         # flat indices of the entries furthest over tolerance, worst first (at most TOP)
+    resolution: float       # the coarsest floor / the row's scale: relative errors below this may pass unseen
 
 
 def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
@@ -80,5 +84,12 @@ def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rto
     return Comparison(
         passed=bool(np.all(ratio <= 1.0)), ratio=float(ratio[worst]), max_abs_err=float(err.max()),
         max_rel_err=float(rel.max()), worst=worst, tolerance=float(tol[worst]), nonfinite=nonfinite,
-        top=top,
+        top=top, resolution=_resolution(floor, scale),
     )
+
+
+def _resolution(floor: np.ndarray, scale: float) -> float:
+    coarsest = float(np.max(floor, initial=0.0))
+    if coarsest == 0.0 or not np.isfinite(coarsest):
+        return 0.0 if coarsest == 0.0 else math.inf
+    return coarsest / scale if scale > 0 else math.inf

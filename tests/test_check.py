@@ -211,7 +211,7 @@ def test_step_below_resolution_is_an_error():
     with pytest.raises(ValueError, match="x \\+ eps == x"):
         check(ReferenceLSTM(2, 2, 2), eps=1e-30)
     with pytest.raises(ValueError, match="float32"):
-        check(ReferenceLSTM(2, 2, 2, dtype=np.float32), eps=1e-9)
+        check(ReferenceLSTM(2, 2, 2, dtype=np.float32), eps=1e-9, method="central")
 
 
 # ----------------------------------------------------------------------------- wrong gradient vs bad step
@@ -245,3 +245,35 @@ def test_report_is_deterministic():
     b = check(ReferenceLSTM(3, 4, 3, seed=5)).to_dict()
     a.pop("timings"), b.pop("timings")
     assert a == b
+
+
+# ------------------------------------------------------------------------------------------------ float32
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("block", ["wg", "bf"])
+def test_float32_default_catches_a_5_percent_block_error(seed, block):
+    # auto -> complex step for a float32 model that declares "complex": no cancellation, so even blocks whose
+    # gradient is small next to the loss are checked to ~1e-4.
+    model = scaled(ReferenceLSTM, block, 1.05)(3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2],
+                                                 dtype=np.float32)
+    report = check(model)
+    assert report.method == "complex" and report.settings["method_requested"] == "auto"
+    assert failing(report) == {block}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_float32_central_never_passes_an_error_silently(seed):
+    # float32 central cannot resolve rows whose gradient is small next to the loss; when a planted 5% error
+    # passes, the report must name that row as unable to resolve it.
+    model = scaled(ReferenceLSTM, "bf", 1.05)(3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2],
+                                              dtype=np.float32)
+    report = check(model, method="central", diagnose=False)
+    if "bf" not in failing(report):
+        assert "bf" in {r.label for r in report.insensitive}
+        assert "cannot resolve relative errors below" in report.verdict()
+
+
+def test_float64_reference_has_no_insensitive_rows():
+    report = check(ReferenceLSTM(4, 5, 4, loss="seed"))
+    assert report.passed and report.insensitive == [] and "cannot resolve" not in report.verdict()
