@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import math
 import os
 import sys
 
 from . import fuzz, selftest
 from .protocol import ModelError, ProtocolError
-from .reports import write_atomic  # noqa: F401  (kept here: other commands write through it)
 from .speed import add_speed_arguments, speed_options
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
@@ -79,7 +76,7 @@ def nonneg_float(text: str) -> float:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     from .finite_diff import METHODS
 
-    ref = p.add_argument_group("reference LSTM (ignored with --model)")
+    ref = p.add_argument_group("reference LSTM (with --model: passed to the factory when given)")
     ref.add_argument("--x-dim", type=positive_int, default=50, help="input size (default 50, the write-up's)")
     ref.add_argument("--hidden", type=positive_int, default=100, help="memory cells (default 100)")
     ref.add_argument("--steps", type=positive_int, default=4, help="time steps T (default 4)")
@@ -89,7 +86,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                      help="full: sum_t ||h(t) - y(t)||^2 (default); seed: the write-up's (h(t)[0] - y(t))^2")
     ref.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
     p.add_argument("--model", metavar="MODULE:FACTORY",
-                   help="check FACTORY() from MODULE (the current directory is on the path) instead")
+                   help="check FACTORY() from MODULE (the current directory is on the path) instead; size flags "
+                        "given with it (--x-dim --hidden --steps --variant --loss, and --seed if accepted) are "
+                        "passed to FACTORY as keyword arguments")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of every random draw (default 0)")
     chk = p.add_argument_group("check")
     chk.add_argument("--method", choices=["auto", *METHODS], default="auto",
@@ -138,31 +137,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_model(spec: str):
-    """Import MODULE and call FACTORY from ``MODULE:FACTORY``. Usage errors raise UsageError."""
-    module_name, sep, factory_name = spec.partition(":")
-    if not sep or not module_name or not factory_name:
-        raise UsageError(f"--model: expected MODULE:FACTORY, got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+MODEL_CONFIG = {"x_dim": "--x-dim", "hidden": "--hidden", "steps": "--steps", "variant": "--variant",
+                "loss": "--loss", "seed": "--seed"}
+_UNSET = object()
+
+
+def given_on_command_line(argv: list[str] | None, dests) -> set[str]:
+    """Which of ``dests`` the ``run`` command line sets explicitly (abbreviations and ``--x=1`` included)."""
+    parser = build_parser()
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    run.set_defaults(**{d: _UNSET for d in dests})
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return {d for d in dests if getattr(ns, d) is not _UNSET}
+
+
+def load_model(spec: str, config: dict | None = None):
+    """``MODULE:FACTORY`` -> ``FACTORY(**config)`` (no arguments without config). Usage errors: UsageError."""
+    from .loading import ConfigError, accepted_keys, build_model, load_factory
+
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise UsageError(f"--model: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    factory = getattr(module, factory_name, None)
-    if factory is None:
-        raise UsageError(f"--model: module {module_name!r} has no {factory_name!r}")
-    if not callable(factory):
-        raise UsageError(f"--model: {module_name}:{factory_name} is not callable")
-    try:
-        return factory()
-    except Exception as exc:
-        raise ModelError(f"{module_name}:{factory_name}()", exc) from exc
+        factory = load_factory(spec)
+        config = dict(config or {})
+        if "seed" in config and "seed" not in accepted_keys(factory):
+            del config["seed"]              # --seed is also the report's seed: forwarded only when accepted
+        return build_model(factory, config, name=spec)
+    except ConfigError as exc:
+        raise UsageError(f"gradcheck run: {exc}") from None
 
 
 def make_model(args):
+    """The model to check: ``--model`` (with the size flags given on the command line) or the reference."""
     if args.model:
-        return load_model(args.model)
+        given = getattr(args, "model_config_given", set())
+        return load_model(args.model, {k: getattr(args, k) for k in MODEL_CONFIG if k in given})
     from .reference import ReferenceLSTM
 
     return ReferenceLSTM(args.x_dim, args.hidden, args.steps, variant=args.variant, loss=args.loss,
@@ -258,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "run":
             args = apply_config(parser, argv)
+            args.model_config_given = given_on_command_line(argv, MODEL_CONFIG) if args.model else set()
         return COMMANDS[args.command](args)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

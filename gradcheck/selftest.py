@@ -325,7 +325,8 @@ def add_parser(subparsers) -> None:
 
 
 def cmd(args) -> int:
-    from .cli import EXIT_FAIL, EXIT_OK, UsageError, write_atomic
+    from .cli import EXIT_FAIL, EXIT_OK, UsageError
+    from .reports import write_atomic
 
     if args.steps < MIN_STEPS:
         raise UsageError(f"gradcheck selftest: --steps must be >= {MIN_STEPS} (the expected rows need two "

@@ -137,3 +137,22 @@ def test_load_model_with_config_refuses_keys_the_factory_does_not_take(user_modu
     with pytest.raises(fz.ConfigError, match="unknown configuration keys"):
         fz.load_model_with_config(f"{user_module}:make", width=2)
     assert isinstance(fz.load_model_with_config(f"{user_module}:fixed"), ReferenceLSTM)
+
+
+def test_the_printed_command_reproduces_through_gradcheck_run(user_module, capsys):
+    assert cli.main(["fuzz", "--model", f"{user_module}:make", "--budget", "60"]) == 1
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("gradcheck run "))
+    argv = line.split()[1:]
+    assert cli.main([*argv, "--no-reports"]) == 1                      # the size flags reach the factory
+    shorter = [*argv[:argv.index("--steps") + 1], "2", *argv[argv.index("--steps") + 2:]]
+    assert cli.main([*shorter, "--no-reports"]) == 0
+    assert cli.main(["run", "--model", f"{user_module}:make", "--no-reports"]) == 1   # make()'s own defaults
+
+
+def test_run_forwards_only_flags_given_and_refuses_unknown_ones(user_module, capsys):
+    assert cli.main(["run", "--model", f"{user_module}:fixed", "--seed", "3", "--no-reports"]) == 0  # seed: report's
+    capsys.readouterr()
+    assert cli.main(["run", "--model", f"{user_module}:fixed", "--hidden", "3", "--no-reports"]) == 2
+    err = capsys.readouterr().err
+    assert "does not accept hidden" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["run", "--model", f"{user_module}:make", "--loss", "seed", "--no-reports"]) == 2

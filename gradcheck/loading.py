@@ -1,0 +1,82 @@
+"""Loading a user model from ``MODULE:FACTORY``, optionally configured with keyword arguments.
+
+A factory may accept any subset of the configuration keywords ``x_dim, hidden, steps, seed, variant, loss`` (or
+``**kwargs`` for all). ``gradcheck run --model M:F`` calls ``F()`` unless size flags are given on the command
+line: then it calls ``F(x_dim=..., ...)`` with exactly the flags given (``--seed`` only when F accepts it, since
+it is also the report's seed). ``gradcheck fuzz`` varies the keywords the factory accepts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+
+CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
+class ConfigError(ValueError):
+    """The factory cannot be configured as asked (a usage error, exit 2)."""
+
+
+def accepted_keys(factory: Callable) -> tuple[str, ...]:
+    """The configuration keywords ``factory`` accepts (all of :data:`CONFIG_KEYS` when it takes ``**kwargs``)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return ()
+    ps = sig.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return CONFIG_KEYS
+    names = {p.name for p in ps if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    return tuple(k for k in CONFIG_KEYS if k in names)
+
+
+def load_factory(spec: str) -> Callable:
+    """Import MODULE (the current directory on the path) and return FACTORY from ``MODULE:FACTORY``."""
+    module_name, sep, factory_name = spec.partition(":")
+    if not sep or not module_name or not factory_name:
+        raise ConfigError(f"--model: expected MODULE:FACTORY, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"--model: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, factory_name, None)
+    if factory is None:
+        raise ConfigError(f"--model: module {module_name!r} has no {factory_name!r}")
+    if not callable(factory):
+        raise ConfigError(f"--model: {module_name}:{factory_name} is not callable")
+    return factory
+
+
+def build_model(factory: Callable, config: dict, *, name: str = "factory"):
+    """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError."""
+    from .protocol import ModelError
+
+    accepted = accepted_keys(factory)
+    refused = [k for k in config if k not in accepted]
+    if refused:
+        raise ConfigError(
+            f"{name} does not accept {', '.join(refused)} (it accepts {', '.join(accepted) or 'none of'} "
+            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments")
+    try:
+        return factory(**config)
+    except Exception as exc:
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        raise ModelError(f"{name}({args})", exc) from exc
+
+
+def load_model_with_config(spec: str, **config):
+    """``--model MODULE:FACTORY`` with configuration keywords: ``FACTORY(**config)``.
+
+    For ``gradcheck run``: forward the reference-size flags the user gave (``--x-dim``, ``--hidden``, ``--steps``,
+    ``--seed``, ``--variant``, ``--loss``) as keyword arguments; with none given this is ``FACTORY()``, as before.
+    A flag the factory does not accept is a usage error (:class:`ConfigError`, a ValueError: exit 2) naming it;
+    the factory's own exceptions become :class:`ModelError` (exit 3).
+    """
+    unknown = [k for k in config if k not in CONFIG_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown configuration keys {unknown}; known: {list(CONFIG_KEYS)}")
+    return build_model(load_factory(spec), config, name=spec)
