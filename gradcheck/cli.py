@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
 from . import fuzz, selftest
+from .argtypes import nonneg_float, positive_float, positive_int, seed_int  # noqa: F401  (the plugin uses them)
 from .protocol import ModelError, ProtocolError
 from .speed import add_speed_arguments, speed_options
 
@@ -32,45 +32,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line on stderr, exit 2, no usage dump
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
-
-
-def seed_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def _float(text: str, *, allow_zero: bool) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise argparse.ArgumentTypeError(
-            f"expected a finite number {'>= 0' if allow_zero else '> 0'}, got {text!r}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    return _float(text, allow_zero=False)
-
-
-def nonneg_float(text: str) -> float:
-    return _float(text, allow_zero=True)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

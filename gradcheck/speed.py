@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive_int
 from .executors import DASK_HINT, dask_available
-
-
-def _int_at_least_1(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
 
 
 def _address(text: str) -> str:
@@ -33,15 +24,15 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=["full", "screen"], default="full",
                    help="full: every entry (default); screen: K random directions per block and per (state, t), "
                         "failing or near-threshold rows re-checked in full")
-    g.add_argument("--directions", type=_int_at_least_1, default=16, metavar="K",
+    g.add_argument("--directions", type=positive_int, default=16, metavar="K",
                    help="directions per row for --mode screen (default 16)")
-    g.add_argument("--sample", type=_int_at_least_1, metavar="N",
+    g.add_argument("--sample", type=positive_int, metavar="N",
                    help="check only N random entries per row (the report states the coverage)")
-    g.add_argument("--batch", type=_int_at_least_1, metavar="K",
+    g.add_argument("--batch", type=positive_int, metavar="K",
                    help="perturbations per batched call (default: automatic from the sizes)")
     g.add_argument("--serial", action="store_true",
                    help="one loss call per perturbation even if the model declares 'batched' (the slow path)")
-    g.add_argument("--workers", type=_int_at_least_1, metavar="N",
+    g.add_argument("--workers", type=positive_int, metavar="N",
                    help="evaluate chunks in N worker processes (default: in this process)")
     g.add_argument("--scheduler", type=_address, metavar="ADDRESS",
                    help=f"evaluate chunks on a dask.distributed cluster (tcp://host:8786; {DASK_HINT})")
