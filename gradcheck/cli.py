@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import fuzz, selftest
-from .argtypes import nonneg_float, positive_float, positive_int, seed_int  # noqa: F401  (the plugin uses them)
+from .argtypes import nonneg_float, positive_float, positive_int, seed_int
 from .protocol import ModelError, ProtocolError
 from .speed import add_speed_arguments, speed_options
 

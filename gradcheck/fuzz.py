@@ -193,7 +193,7 @@ def _polish(found: _Found, probe) -> _Found:
 def add_parser(subparsers) -> None:
     import argparse
 
-    from .cli import positive_int, seed_int
+    from .argtypes import positive_int, seed_int
     from .finite_diff import METHODS
 
     p = subparsers.add_parser(

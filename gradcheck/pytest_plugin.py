@@ -38,19 +38,19 @@ def _method(text: str) -> str:
 
 
 def _rtol(text: str) -> float:
-    from .cli import positive_float      # the command line's own validators, imported only when a value is given
+    from .argtypes import positive_float      # the command line's own validators, imported only when a value is given
 
     return positive_float(text)
 
 
 def _atol(text: str) -> float:
-    from .cli import nonneg_float
+    from .argtypes import nonneg_float
 
     return nonneg_float(text)
 
 
 def _seed(text: str) -> int:
-    from .cli import seed_int
+    from .argtypes import seed_int
 
     return seed_int(text)
 

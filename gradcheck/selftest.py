@@ -298,7 +298,7 @@ def markdown(result: SelftestResult) -> str:
 def add_parser(subparsers) -> None:
     import argparse
 
-    from .cli import positive_int, seed_int
+    from .argtypes import positive_int, seed_int
 
     p = subparsers.add_parser(
         "selftest", help="check the checker: the reference passes, every catalogued BPTT bug is caught",
