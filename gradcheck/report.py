@@ -101,6 +101,7 @@ class Report:
             worst = max(r.resolution for r in blind)
             caveat = [f"{len(blind)} passing rows cannot resolve relative errors below {_pct(worst)} ({labels}): "
                       f"use --method complex (if the model allows it) or float64"]
+        caveat += self._coverage_clause()
         if self.passed:
             return "; ".join([f"PASS: all {n} rows within tolerance", *caveat]) + tail
         bad = self.failing
@@ -112,6 +113,20 @@ class Report:
             fb = self.first_bad_step
             parts.append(f"first divergence going back in time: {fb['name']} at t={fb['t']}")
         return "; ".join(parts + caveat) + tail
+
+    def _coverage_clause(self) -> list[str]:
+        """Say plainly when not every entry was checked one by one (--sample, --mode screen)."""
+        cov = self.settings.get("coverage") or {}
+        total, checked = cov.get("entries_total"), cov.get("entries_checked")
+        screened = cov.get("rows_screened_only") or []
+        if not total or (checked == total and not screened):
+            return []
+        words = f"coverage: {checked:,} of {total:,} entries checked one by one ({100 * checked / total:.3g}%)"
+        if screened:
+            k = (self.settings.get("screen") or {}).get("directions")
+            words += f", {len(screened)} rows by {k} random directions only" if k else \
+                f", {len(screened)} rows screened only"
+        return [words]
 
     def to_dict(self) -> dict:
         return {

@@ -277,3 +277,13 @@ def test_float32_central_never_passes_an_error_silently(seed):
 def test_float64_reference_has_no_insensitive_rows():
     report = check(ReferenceLSTM(4, 5, 4, loss="seed"))
     assert report.passed and report.insensitive == [] and "cannot resolve" not in report.verdict()
+
+
+def test_verdict_states_coverage_when_not_every_entry_is_checked():
+    full = check(ReferenceLSTM(3, 4, 3))
+    assert "coverage" not in full.verdict()
+    sampled = check(ReferenceLSTM(3, 4, 3), sample=5)
+    total = sum(r.checked for r in full.rows)
+    assert f"coverage: {sum(r.checked for r in sampled.rows)} of {total} entries" in sampled.verdict()
+    screened = check(ReferenceLSTM(3, 4, 3), mode="screen")
+    assert "random directions only" in screened.verdict()
