@@ -141,14 +141,15 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
         screened: list[str] = []
         screen_ratios: dict[str, float] = {}
         row_number = 0
+        scratch = screen.Scratch()
         for name, x in spec.params.items():
             row_number += 1
             if blocks is not None and name not in blocks:
                 continue
             if mode == "screen" and _shape_problem("", pg.get(name), x.shape) is None:
-                V = screen.directions_for(seed, row_number, directions, x.shape)
-                row = screen.screen_row(ev, "param", name, None, x, np.asarray(pg[name]), V, method=method,
-                                        base=base, rtol=rtol_, atol=atol, dtype=dtype)
+                row = screen.param_row(ev, name, x, np.asarray(pg[name]), seed=seed, row_number=row_number,
+                                       K=directions, scratch=scratch, method=method, base=base, rtol=rtol_,
+                                       atol=atol, dtype=dtype)
                 screen_ratios[row.label] = row.ratio
                 if not screen.needs_full(row):
                     rows.append(row)
@@ -166,7 +167,8 @@ def check(model, *, method: str = "central", eps: float | None = None, rtol: flo
                          for t in range(g.shape[0])]
                 if screen.state_rows_bytes(g, directions, method) <= STATE_SCREEN_BYTES:
                     screens = {r.t: r for r in screen.state_rows(ev, name, g, signs, method=method, base=base,
-                                                                 rtol=rtol_, atol=atol, dtype=dtype)}
+                                                                 rtol=rtol_, atol=atol, dtype=dtype,
+                                                                 scratch=scratch)}
             for t in range(g.shape[0]):
                 row_number += 1
                 if mode == "screen":
