@@ -17,6 +17,8 @@ is re-checked entry by entry by the full check, automatically.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import finite_diff as fd
@@ -47,24 +49,25 @@ class Scratch:
     cost page faults every time)."""
 
     def __init__(self):
-        self._arrays: dict[tuple, np.ndarray] = {}
+        self._local = threading.local()          # one set of arrays per thread (rows may run concurrently)
 
     def get(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
         """A float64 array of ``shape``; arrays tagged "zeros" are zero when first handed out (callers overwrite
         the same entries every time)."""
+        arrays = self._local.__dict__.setdefault("arrays", {})
         key = (tag, tuple(shape))
-        arr = self._arrays.get(key)
+        arr = arrays.get(key)
         if arr is None:
             arr = np.zeros(shape) if tag == "zeros" else np.empty(shape)
-            self._arrays[key] = arr
+            arrays[key] = arr
         return arr
 
 
 def param_row(ev, name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_number: int, K: int,
-              scratch: Scratch, method: str, base: float, rtol: float, atol: float, dtype) -> Row:
+              scratch: Scratch | None = None, method: str, base: float, rtol: float, atol: float, dtype) -> Row:
     """Screen parameter block ``name`` (the row_number-th row) along K directions in one evaluator call."""
     offsets = fd.STENCILS[method][0]
-    dirs = scratch.get("param", (len(offsets) * K, *x.shape))
+    dirs = (scratch or Scratch()).get("param", (len(offsets) * K, *x.shape))
     V = directions_for(seed, row_number, K, x.shape, out=dirs[:K])
     for j in range(1, len(offsets)):            # the same directions for every offset of the stencil
         dirs[j * K:(j + 1) * K] = V
@@ -114,6 +117,13 @@ def state_rows(ev, name: str, g: np.ndarray, signs: list[np.ndarray], *, method:
         rows.append(_row("state", name, t, analytic, L[:, t], delta, method=method, rtol=rtol, atol=atol,
                          dtype=dtype))
     return rows
+
+
+def state_job(ev, name: str, g: np.ndarray, *, seed: int, first_row: int, K: int, scratch: Scratch | None = None,
+              **kw) -> dict:
+    """:func:`state_rows` of state ``name`` whose step t is row ``first_row + t``; returns {t: Row}."""
+    signs = [directions_for(seed, first_row + t, K, g.shape[1:]) for t in range(g.shape[0])]
+    return {r.t: r for r in state_rows(ev, name, g, signs, scratch=scratch, **kw)}
 
 
 def state_rows_bytes(g: np.ndarray, K: int, method: str) -> int:

@@ -132,24 +132,27 @@ class BaseCache:
 
     def __init__(self):
         self._entry = None
+        self._lock = threading.Lock()             # threads asking at once build the pass once
 
     def __getstate__(self):
         return {}
 
     def __setstate__(self, state):
-        self._entry = None
+        self.__init__()
 
     def get(self, params, build):
         frozen = all(isinstance(v, np.ndarray) and not v.flags.writeable and v.base is None
                      for v in params.values())
         key = tuple((k, id(v)) for k, v in params.items())
-        entry = self._entry
-        if frozen and entry is not None and entry[0] == key and entry[1] is params:
-            return entry[2]
-        base = build()
-        if frozen:
+        if not frozen:
+            return build()
+        with self._lock:
+            entry = self._entry
+            if entry is not None and entry[0] == key and entry[1] is params:
+                return entry[2]
+            base = build()
             self._entry = (key, params, base)     # holds params: their ids cannot be reused meanwhile
-        return base
+            return base
 
 
 _WORK = threading.local()
