@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import threading
 
 import numpy as np
 
@@ -75,7 +74,6 @@ class ChunkedEvaluator:
         self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):
             _check_picklable(model, cloud_ok=not isinstance(executor, cf.ProcessPoolExecutor))
-        self._lock = threading.Lock()
         self.calls = 0                               # model calls made (loss_batch / loss_directions / loss)
 
     # ---- the evaluator interface
@@ -96,10 +94,9 @@ class ChunkedEvaluator:
         with single_threaded_blas():
             (out,) = ordered_results(self.executor, _direction_task, [task])
         out = _unwrap(out)
-        with self._lock:                             # direction calls may come from several threads
-            self.calls += 1 if use else len(deltas)
-            if self.progress is not None:
-                self.progress(len(deltas))
+        self.calls += 1 if use else len(deltas)
+        if self.progress is not None:
+            self.progress(len(deltas))
         return _checked(out, len(deltas), self.complex, f"loss_directions({kind} {name!r})")
 
     def _executor(self, n_tasks: int):

@@ -49,7 +49,7 @@ class Scratch:
     cost page faults every time)."""
 
     def __init__(self):
-        self._local = threading.local()          # one set of arrays per thread (rows may run concurrently)
+        self._local = threading.local()          # one set of arrays per thread
 
     def get(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
         """A float64 array of ``shape``; arrays tagged "zeros" are zero when first handed out (callers overwrite
@@ -74,7 +74,7 @@ def param_row(ev, name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_num
     analytic = V.reshape(K, -1) @ np.asarray(g).reshape(-1).real
     delta = _delta(method, base, max(1.0, float(np.max(np.abs(x)))), g.size)
     deltas = np.repeat(np.asarray(offsets) * delta, K)
-    L = ev.direction_losses("param", name, dirs, deltas).reshape(len(offsets), K)
+    L = _losses(ev, "param", name, dirs, deltas).reshape(len(offsets), K)
     return _row("param", name, None, analytic, L, delta, method=method, rtol=rtol, atol=atol, dtype=dtype)
 
 
@@ -110,7 +110,7 @@ def state_rows(ev, name: str, g: np.ndarray, signs: list[np.ndarray], *, method:
     for j in range(1, S):
         dirs[j * T * K:(j + 1) * T * K] = D
     deltas = np.repeat(np.asarray(offsets) * delta, T * K)
-    L = ev.direction_losses("state", name, dirs, deltas).reshape(S, T, K)
+    L = _losses(ev, "state", name, dirs, deltas).reshape(S, T, K)
     rows = []
     for t in range(T):
         analytic = signs[t].reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real
@@ -124,6 +124,16 @@ def state_job(ev, name: str, g: np.ndarray, *, seed: int, first_row: int, K: int
     """:func:`state_rows` of state ``name`` whose step t is row ``first_row + t``; returns {t: Row}."""
     signs = [directions_for(seed, first_row + t, K, g.shape[1:]) for t in range(g.shape[0])]
     return {r.t: r for r in state_rows(ev, name, g, signs, scratch=scratch, **kw)}
+
+
+def _losses(ev, kind, name, dirs, deltas):
+    """The evaluator call on a reused scratch array, read-only meanwhile (a model writing into it fails loudly
+    instead of changing the next row's directions)."""
+    dirs.flags.writeable = False
+    try:
+        return ev.direction_losses(kind, name, dirs, deltas)
+    finally:
+        dirs.flags.writeable = True
 
 
 def state_rows_bytes(g: np.ndarray, K: int, method: str) -> int:
