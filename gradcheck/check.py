@@ -5,6 +5,7 @@ Data flows one way: model -> analytic gradients and numerical derivatives -> com
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import ExitStack
@@ -14,6 +15,7 @@ import numpy as np
 from . import finite_diff as fd
 from . import screen
 from .batched import ChunkedEvaluator
+from .blas_threads import single_threaded_blas
 from .executors import open_executor
 from .protocol import ProtocolError, as_scalar_loss, call_model, inspect_model, split_gradients
 from .report import Report, Row
@@ -144,15 +146,15 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
         escalated: list[str] = []
         screened: list[str] = []
         screen_ratios: dict[str, float] = {}
+        screens = _screen_rows(ev, spec.params, pg, states, blocks, seed=seed, K=directions, method=method,
+                               base=base, rtol=rtol_, atol=atol, dtype=dtype) if mode == "screen" else {}
         row_number = 0
         for name, x in spec.params.items():
             row_number += 1
             if blocks is not None and name not in blocks:
                 continue
-            if mode == "screen" and _shape_problem("", pg.get(name), x.shape) is None:
-                V = screen.directions_for(seed, row_number, directions, x.shape)
-                row = screen.screen_row(ev, "param", name, None, x, np.asarray(pg[name]), V, method=method,
-                                        base=base, rtol=rtol_, atol=atol, dtype=dtype)
+            if mode == "screen" and name in screens:
+                row = screens[name]
                 screen_ratios[row.label] = row.ratio
                 if not screen.needs_full(row):
                     rows.append(row)
@@ -164,18 +166,16 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
             if blocks is not None and name not in blocks:
                 row_number += g.shape[0]
                 continue
-            screens = {}
-            if mode == "screen":
-                signs = [screen.directions_for(seed, row_number + 1 + t, directions, g.shape[1:])
-                         for t in range(g.shape[0])]
-                if screen.state_rows_bytes(g, directions, method) <= STATE_SCREEN_BYTES:
-                    screens = {r.t: r for r in screen.state_rows(ev, name, g, signs, method=method, base=base,
-                                                                 rtol=rtol_, atol=atol, dtype=dtype)}
+            by_step = screens.get(("state", name), {})
+            signs = None
             for t in range(g.shape[0]):
                 row_number += 1
                 if mode == "screen":
-                    row = screens.get(t)
+                    row = by_step.get(t)
                     if row is None:                  # large states: one call per step
+                        if signs is None:
+                            signs = [screen.directions_for(seed, row_number - t + u, directions, g.shape[1:])
+                                     for u in range(g.shape[0])]
                         V = np.zeros((directions, *g.shape), dtype=float)
                         V[:, t] = signs[t]
                         row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
@@ -218,6 +218,35 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
 
 
 SAMPLE_STREAM = 11       # seed stream id of sampled entries
+
+
+def _screen_rows(ev, params, pg, states, blocks, *, seed, K, method, base, rtol, atol, dtype) -> dict:
+    """The screen's rows of every parameter block (key: name) and of every small state (key: ("state", name),
+    value {t: Row}), one evaluator call each, in this thread (measured: running them on the two chunk threads
+    was slower, the calls are too short). Row numbers (the directions' seeds) as in the check's order:
+    parameters 1..P, then each state's steps."""
+    jobs = []
+    row_number = 0
+    for name, x in params.items():
+        row_number += 1
+        if (blocks is not None and name not in blocks) or _shape_problem("", pg.get(name), x.shape) is not None:
+            continue
+        jobs.append((name, functools.partial(
+            screen.param_row, ev, name, x, np.asarray(pg[name]), seed=seed, row_number=row_number, K=K,
+            method=method, base=base, rtol=rtol, atol=atol, dtype=dtype)))
+    for name, g in states.items():
+        first = row_number + 1
+        row_number += g.shape[0]
+        if (blocks is not None and name not in blocks) or screen.state_rows_bytes(g, K, method) > STATE_SCREEN_BYTES:
+            continue
+        jobs.append((("state", name), functools.partial(
+            screen.state_job, ev, name, g, seed=seed, first_row=first, K=K, method=method, base=base, rtol=rtol,
+            atol=atol, dtype=dtype)))
+    scratch = screen.Scratch()                   # the rows' direction arrays, reused from row to row
+    with single_threaded_blas():                 # once for all rows (switching OpenBLAS's threads costs)
+        return {key: fn(scratch=scratch) for key, fn in jobs}
+
+
 STATE_SCREEN_BYTES = 32 * 2**20   # the screen evaluates all steps of a state in one call below this size
 
 

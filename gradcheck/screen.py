@@ -17,6 +17,8 @@ is re-checked entry by entry by the full check, automatically.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import finite_diff as fd
@@ -27,15 +29,53 @@ NEAR = 0.1               # error/tolerance above this: "near threshold", the row
 SCREEN_STREAM = 7        # seed stream id of the screen's directions
 
 
-def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...]) -> np.ndarray:
-    """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check."""
+def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...], out: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check (written into ``out``, a
+    contiguous float array of that shape, when given)."""
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
     n = K * int(np.prod(shape, dtype=int))
-    bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8))[:n]
-    v = bits.astype(np.float64)
-    v *= 2.0
-    v -= 1.0
+    bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8), count=n)
+    signs = bits.view(np.int8)
+    signs *= 2                          # 0, 1 -> -1, +1 (in int8: 8x less memory traffic than in float64)
+    signs -= 1
+    v = np.empty(n) if out is None else out.reshape(-1)
+    np.copyto(v, signs)
     return v.reshape(K, *shape)
+
+
+class Scratch:
+    """Direction arrays reused by the rows of one check (the four weight blocks share one; fresh multi-MB arrays
+    cost page faults every time)."""
+
+    def __init__(self):
+        self._local = threading.local()          # one set of arrays per thread
+
+    def get(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A float64 array of ``shape``; arrays tagged "zeros" are zero when first handed out (callers overwrite
+        the same entries every time)."""
+        arrays = self._local.__dict__.setdefault("arrays", {})
+        key = (tag, tuple(shape))
+        arr = arrays.get(key)
+        if arr is None:
+            arr = np.zeros(shape) if tag == "zeros" else np.empty(shape)
+            arrays[key] = arr
+        return arr
+
+
+def param_row(ev, name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_number: int, K: int,
+              scratch: Scratch | None = None, method: str, base: float, rtol: float, atol: float, dtype) -> Row:
+    """Screen parameter block ``name`` (the row_number-th row) along K directions in one evaluator call."""
+    offsets = fd.STENCILS[method][0]
+    dirs = (scratch or Scratch()).get("param", (len(offsets) * K, *x.shape))
+    V = directions_for(seed, row_number, K, x.shape, out=dirs[:K])
+    for j in range(1, len(offsets)):            # the same directions for every offset of the stencil
+        dirs[j * K:(j + 1) * K] = V
+    analytic = V.reshape(K, -1) @ np.asarray(g).reshape(-1).real
+    delta = _delta(method, base, max(1.0, float(np.max(np.abs(x)))), g.size)
+    deltas = np.repeat(np.asarray(offsets) * delta, K)
+    L = _losses(ev, "param", name, dirs, deltas).reshape(len(offsets), K)
+    return _row("param", name, None, analytic, L, delta, method=method, rtol=rtol, atol=atol, dtype=dtype)
 
 
 def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,
@@ -56,24 +96,44 @@ def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.nda
 
 
 def state_rows(ev, name: str, g: np.ndarray, signs: list[np.ndarray], *, method: str, base: float, rtol: float,
-               atol: float, dtype) -> list[Row]:
+               atol: float, dtype, scratch: Scratch | None = None) -> list[Row]:
     """Screen every step of state ``name`` in ONE evaluator call: ``g`` ``(T, *state_shape)``, ``signs[t]``
     ``(K, *state_shape)`` the directions of step t (copies t*K..t*K+K-1 move only the tap at step t)."""
     T, K = g.shape[0], signs[0].shape[0]
     delta = _delta(method, base, 1.0, g[0].size)
     offsets = fd.STENCILS[method][0]
-    D = np.zeros((T * K, *g.shape))
+    S = len(offsets)
+    dirs = (scratch or Scratch()).get("zeros", (S * T * K, *g.shape))   # zero off the diagonal blocks
+    D = dirs[:T * K]
     for t in range(T):
         D[t * K:(t + 1) * K, t] = signs[t]
-    dirs = D if len(offsets) == 1 else np.concatenate([D] * len(offsets))
-    deltas = np.concatenate([np.full(T * K, c * delta) for c in offsets])
-    L = ev.direction_losses("state", name, dirs, deltas).reshape(len(offsets), T, K)
+    for j in range(1, S):
+        dirs[j * T * K:(j + 1) * T * K] = D
+    deltas = np.repeat(np.asarray(offsets) * delta, T * K)
+    L = _losses(ev, "state", name, dirs, deltas).reshape(S, T, K)
     rows = []
     for t in range(T):
         analytic = signs[t].reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real
         rows.append(_row("state", name, t, analytic, L[:, t], delta, method=method, rtol=rtol, atol=atol,
                          dtype=dtype))
     return rows
+
+
+def state_job(ev, name: str, g: np.ndarray, *, seed: int, first_row: int, K: int, scratch: Scratch | None = None,
+              **kw) -> dict:
+    """:func:`state_rows` of state ``name`` whose step t is row ``first_row + t``; returns {t: Row}."""
+    signs = [directions_for(seed, first_row + t, K, g.shape[1:]) for t in range(g.shape[0])]
+    return {r.t: r for r in state_rows(ev, name, g, signs, scratch=scratch, **kw)}
+
+
+def _losses(ev, kind, name, dirs, deltas):
+    """The evaluator call on a reused scratch array, read-only meanwhile (a model writing into it fails loudly
+    instead of changing the next row's directions)."""
+    dirs.flags.writeable = False
+    try:
+        return ev.direction_losses(kind, name, dirs, deltas)
+    finally:
+        dirs.flags.writeable = True
 
 
 def state_rows_bytes(g: np.ndarray, K: int, method: str) -> int:

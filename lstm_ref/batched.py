@@ -82,6 +82,7 @@ class _Base:
             self.l[t] = _step_loss(h[None], self.ys[t], loss)[0]
             hp, sp = h, s
         self.L = self.l.sum()
+        self.xc = np.concatenate([self.xs, self.hprev], axis=1)        # x_c(t) = [x(t), h(t-1)], (T, X+H)
         self.lcum = np.concatenate([[0.0], np.cumsum(self.l)]).astype(dt)   # lcum[t] = sum of l before t
 
     # tangent-mode coefficients (dual path), computed on first use (once, whichever thread asks first)
@@ -131,24 +132,27 @@ class BaseCache:
 
     def __init__(self):
         self._entry = None
+        self._lock = threading.Lock()             # threads asking at once build the pass once
 
     def __getstate__(self):
         return {}
 
     def __setstate__(self, state):
-        self._entry = None
+        self.__init__()
 
     def get(self, params, build):
         frozen = all(isinstance(v, np.ndarray) and not v.flags.writeable and v.base is None
                      for v in params.values())
         key = tuple((k, id(v)) for k, v in params.items())
-        entry = self._entry
-        if frozen and entry is not None and entry[0] == key and entry[1] is params:
-            return entry[2]
-        base = build()
-        if frozen:
+        if not frozen:
+            return build()
+        with self._lock:
+            entry = self._entry
+            if entry is not None and entry[0] == key and entry[1] is params:
+                return entry[2]
+            base = build()
             self._entry = (key, params, base)     # holds params: their ids cannot be reused meanwhile
-        return base
+            return base
 
 
 _WORK = threading.local()
@@ -445,6 +449,11 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
 
     kind "param": ``params[name] + deltas[n] * directions[n]``, directions ``(K, *params[name].shape)``;
     kind "state": the tap ``taps[name] = deltas[n] * directions[n]``, directions ``(K, T, H)``.
+
+    Parameter directions: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no
+    GEMM); a weight direction's term ``V_k [x(t), h(t-1)]`` is one GEMM for all copies and steps at the
+    unperturbed h(t-1), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap directions: copies are ordered by
+    the first step their tap touches and join the batch at that step (they equal the unperturbed pass before it).
     """
     base = _base(cache, params, xs, ys, variant, loss, h0, s0)
     X, H, T, dt = base.X, base.H, base.T, base.dt
@@ -458,7 +467,7 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
         shape = (T, H)
     else:
         raise ValueError(f"kind, name: expected ('param', block) or ('state', 'h'|'s'), got {kind!r}, {name!r}")
-    if d.ndim != 1 or V.shape != (d.size, *shape) or not np.all(np.isfinite(d)) or not np.all(np.isfinite(V)):
+    if d.ndim != 1 or V.shape != (d.size, *shape) or not _all_finite(d) or not _all_finite(V):
         raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,), got "
                          f"{V.shape} and {d.shape}")
     if d.size == 0:
@@ -468,111 +477,215 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
     wdt = np.result_type(dt, d.dtype, V.dtype)
     if wdt != dt:
         base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
-    return _real_directions(base, kind, name, V.astype(wdt, copy=False), d.astype(wdt))
-
-
-def _dir_terms(base, name, V, d, sc):
-    """Per-step pre-activation terms of a parameter direction: returns (gi, U (T, K, H), Vh (K, H, H) or None).
-
-    ``U[t]`` is ``d * V_x x(t)`` (weights) or ``d * V`` (biases); ``Vh`` the recurrent columns (weights)."""
-    X = base.X
-    if name in WEIGHTS:
-        gi = WEIGHTS.index(name)
-        K, H = V.shape[0], V.shape[1]
-        U = (V[:, :, :X].reshape(K * H, X) @ base.xs.T).T.reshape(base.T, K, H) * (sc * d)[None, :, None]
-        Vh = V[:, :, X:] * (sc * d)[:, None, None]
-    else:
-        gi = BIASES.index(name)
-        U = np.broadcast_to(V * (sc * d)[:, None], (base.T,) + V.shape)
-        Vh = None
-    return gi, U, Vh
-
-
-def _dual_dir_terms(base, name, V):
-    """Tangent of a parameter direction at every step, ``(T, K, H)``: ``V x_c(t)`` with the unperturbed x_c(t)
-    (weights; one GEMM for all steps) or ``V`` (biases); and the gate index."""
-    if name in WEIGHTS:
-        K, H = V.shape[0], V.shape[1]
-        xc = np.concatenate([base.xs, base.hprev], axis=1)               # (T, X+H)
-        U = (V.reshape(K * H, -1) @ xc.T).T.reshape(base.T, K, H)
-        return WEIGHTS.index(name), U
-    return BIASES.index(name), np.broadcast_to(V, (base.T,) + V.shape)
-
-
-def _first_step(kind, V) -> int:
-    """The first step a direction touches: 0 for parameters; for taps, the first step with a nonzero entry."""
+    V, d = V.astype(wdt, copy=False), d.astype(wdt)
     if kind == "param":
-        return 0
-    touched = np.flatnonzero(np.any(V.reshape(V.shape[0], V.shape[1], -1) != 0, axis=(0, 2)))
-    return int(touched[0]) if touched.size else V.shape[1]
+        return _real_param_directions(base, name, V, d)
+    return _by_first_step(V, base.T, lambda V_, d_, first: _real_tap_directions(base, name, V_, d_, first), d)
 
 
-def _real_directions(base, kind, name, V, d):
+def _all_finite(a: np.ndarray) -> bool:
+    """``np.all(np.isfinite(a))``, fast for the usual all-finite array: a finite sum of squares has no inf or NaN
+    term (an overflowing one falls back to the entry-wise test)."""
+    if a.size == 0 or a.dtype.kind not in "fc":
+        return bool(np.all(np.isfinite(a)))
+    flat = np.ascontiguousarray(a).reshape(-1)
+    if flat.dtype.kind == "c":
+        flat = flat.view(flat.real.dtype)
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.dot(flat, flat)):
+            return True
+    return bool(np.all(np.isfinite(flat)))
+
+
+def _first_steps(V: np.ndarray) -> np.ndarray:
+    """For tap directions ``(K, T, ...)``: the first step each copy touches (T when it touches none)."""
+    K, T = V.shape[0], V.shape[1]
+    touched = np.any(V.reshape(K, T, -1) != 0, axis=2)
+    return np.where(touched.any(axis=1), touched.argmax(axis=1), T)
+
+
+def _by_first_step(V, T, run, d):
+    """Run ``run(V, d, first)`` on the copies sorted by their first touched step; results in the given order."""
+    first = _first_steps(V)
+    order = np.argsort(first, kind="stable")
+    if np.all(order[1:] > order[:-1]):
+        return run(V, d, first)
+    sorted_out = run(V[order], d[order], first[order])
+    out = np.empty_like(sorted_out)
+    out[order] = sorted_out
+    return out
+
+
+def _gate_slice(base, name):
+    H = base.H
+    gi = (WEIGHTS if name in WEIGHTS else BIASES).index(name)
+    return gi, slice(gi * H, (gi + 1) * H)
+
+
+def _xc_products(base, V, dt):
+    """``U[t, k] = V_k [x(t), h(t-1)]`` with the unperturbed h(t-1): ``(T, K, H)``, one GEMM for all steps."""
+    xc = base.xc if dt == base.dt else base.xc.astype(dt)
+    return np.moveaxis(np.matmul(V, xc.T), 2, 0)       # K GEMMs (H, X+H) @ (X+H, T): 3x faster than one skinny
+
+
+def _activate_gate(Zs, g: bool):
+    """In place: one gate's scaled pre-activations ``(K, H)`` -> its activation (tanh for g, else sigmoid)."""
+    if Zs.dtype.kind == "c":
+        np.multiply(Zs, -0.5, out=Zs)
+        np.tanh(Zs, out=Zs)
+        if not g:
+            Zs += 1.0
+            Zs *= 0.5
+        return Zs
+    with np.errstate(over="ignore"):
+        np.exp(Zs, out=Zs)
+    Zs += 1.0
+    np.reciprocal(Zs, out=Zs)
+    if g:
+        Zs *= 2.0
+        Zs -= 1.0
+    return Zs
+
+
+def _cell(Z, hp, sp, tmp, variant, s_tap=None):
+    """In place, from activations ``Z (K, 4H)`` and s(t-1) in ``sp``: ``sp`` = s(t) (+ ``s_tap``), ``hp`` = h(t)."""
+    H = hp.shape[1]
+    G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
+    sp *= F                                       # s = g*i + s(t-1)*f
+    G *= I
+    sp += G
+    if s_tap is not None:                         # the tap on s(t) enters before h(t) reads it
+        sp += s_tap
+    if variant == "simple":
+        np.multiply(sp, O, out=hp)                # h = s*o
+    else:
+        np.tanh(sp, out=tmp)
+        np.multiply(tmp, O, out=hp)               # h = tanh(s)*o
+
+
+def _real_param_directions(base, name, V, d):
+    """Losses ``(K,)`` of ``params[name] + d_k V_k`` (real or general complex arithmetic)."""
+    H, T, X, dt = base.H, base.T, base.X, base.dt
+    K = d.size
+    gi, cols = _gate_slice(base, name)
+    dsc = (d * base.sc[cols.start])[:, None]      # the step, pre-scaled like the gate's pre-activations
+    if name in WEIGHTS:
+        U, Vh = _xc_products(base, V, dt), V[:, :, X:]
+    else:
+        U, Vh = None, None
+    Z, hp, sp, tmp = _buffers(K, H, dt)
+    WhTs = base.WhTs.astype(dt, copy=False)
+    L = np.zeros(K, dt)
+    for t in range(T):
+        if t == 0:                                # every copy starts from h(-1), s(-1): only gate gi moves
+            Z[:] = base.a[0]
+            blk = Z[:, cols]
+            np.multiply(V if U is None else U[0], dsc, out=blk)
+            blk += base.zs[0, cols]
+            _activate_gate(blk, gi == 0)
+            sp[:] = base.sprev[0]
+        else:
+            np.matmul(hp, WhTs, out=Z)
+            Z += base.zxs[t]
+            blk = Z[:, cols]
+            if U is None:
+                corr = V * dsc
+            else:                                 # V_k [x(t), h_k(t-1)] = U[t, k] + V_k[:, X:] (h_k(t-1) - h(t-1))
+                np.subtract(hp, base.hprev[t], out=tmp)
+                corr = np.matmul(Vh, tmp[:, :, None])[:, :, 0]
+                corr += U[t]
+                corr *= dsc
+            blk += corr
+            _activate(Z, H)
+        _cell(Z, hp, sp, tmp, base.variant)
+        L += _step_loss(hp, base.ys[t], base.loss, tmp)
+    return L
+
+
+def _real_tap_directions(base, name, V, d, first):
+    """Losses ``(K,)`` with the tap ``taps[name] = d_k V_k``; copies sorted by ``first`` (their first touched step)."""
     H, T, dt = base.H, base.T, base.dt
     K = d.size
-    t0 = _first_step(kind, V)                     # copies equal the unperturbed pass before t0
-    if t0 >= T:
-        return np.full(K, base.L, dt)
-    hp = np.repeat(base.hprev[t0][None], K, axis=0).astype(dt)
-    sp = np.repeat(base.sprev[t0][None], K, axis=0).astype(dt)
-    Z = np.empty((K, 4 * H), dt)
-    tmp = np.empty((K, H), dt)
-    L = np.full(K, base.lcum[t0], dt)
-    gi = U = Vh = None
-    if kind == "param":
-        gi, U, Vh = _dir_terms(base, name, V, d, base.sc[0] if name in ("wg", "bg") else -1.0)
-    for t in range(t0, T):
-        np.matmul(hp, base.WhTs, out=Z)
-        Z += base.zxs[t]
-        if U is not None:
-            blk = Z[:, gi * H:(gi + 1) * H]
-            blk += U[t]
-            if Vh is not None:
-                blk += np.matmul(Vh, hp[:, :, None])[:, :, 0]
-        _activate(Z, H)
-        G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
-        sp *= F
-        G *= I
-        sp += G
-        if kind == "state" and name == "s":
-            sp += d[:, None] * V[:, t]
-        if base.variant == "simple":
-            np.multiply(sp, O, out=hp)
-        else:
-            np.tanh(sp, out=tmp)
-            np.multiply(tmp, O, out=hp)
-        if kind == "state" and name == "h":
-            hp += d[:, None] * V[:, t]
-        L = L + _step_loss(hp, base.ys[t], base.loss)
+    L = np.where(first >= T, base.L, base.lcum[np.minimum(first, T)]).astype(dt)
+    if first[0] >= T:
+        return L
+    joined = np.searchsorted(first, np.arange(T), side="right")    # copies running at step t: the first joined[t]
+    Z, hp, sp, tmp = _buffers(K, H, dt)
+    WhTs = base.WhTs.astype(dt, copy=False)
+    dcol = d[:, None]
+    n0 = 0
+    for t in range(int(first[0]), T):
+        n1 = int(joined[t])
+        if n0:                                    # copies already moved: a genuine step
+            np.matmul(hp[:n0], WhTs, out=Z[:n0])
+            Z[:n0] += base.zxs[t]
+            _activate(Z[:n0], H)
+        if n1 > n0:                               # copies joining at t: unperturbed until their tap
+            Z[n0:n1] = base.a[t]
+            sp[n0:n1] = base.sprev[t]
+        tap = dcol[:n1] * V[:n1, t]
+        _cell(Z[:n1], hp[:n1], sp[:n1], tmp[:n1], base.variant, s_tap=tap if name == "s" else None)
+        if name == "h":
+            hp[:n1] += tap
+        L[:n1] += _step_loss(hp[:n1], base.ys[t], base.loss, tmp[:n1])
+        n0 = n1
     return L
 
 
 def _dual_directions(base, kind, name, V):
-    """Directional derivatives ``(K,)`` of L along ``V`` (unit seeds), by tangent propagation from step 0."""
+    """Directional derivatives ``(K,)`` of L along ``V`` (unit seeds), by tangent propagation."""
+    if kind == "param":
+        return _dual_param_directions(base, name, V)
+    return _by_first_step(V, base.T, lambda V_, d_, first: _dual_tap_directions(base, name, V_, first),
+                          np.zeros(V.shape[0]))
+
+
+def _dual_param_directions(base, name, V):
     H, T, dt = base.H, base.T, base.dt
     K = V.shape[0]
+    gi, cols = _gate_slice(base, name)
+    U = _xc_products(base, V, dt) if name in WEIGHTS else None     # exact tangent: x_c at the unperturbed point
     dhp = np.zeros((K, H), dt)
     dsp = np.zeros((K, H), dt)
-    dZ = np.empty((K, 4 * H), dt)
+    dZ = np.zeros((K, 4 * H), dt)
     dl = np.zeros(K, dt)
-    gi = U = None
-    if kind == "param":
-        gi, U = _dual_dir_terms(base, name, V)
-    t0 = _first_step(kind, V)                     # tangents are zero before t0
-    for t in range(t0, T):
-        if t == t0:
-            dZ[:] = 0.0                           # h(t0 - 1) is not perturbed
-        else:
+    for t in range(T):
+        if t > 0:
             np.matmul(dhp, base.WhT, out=dZ)
-        if U is not None:
-            dZ[:, gi * H:(gi + 1) * H] += U[t]
+            dZ[:, cols] += V if U is None else U[t]
+        else:                                     # h(-1) is not perturbed
+            dZ[:, cols] = V if U is None else U[0]
         dZ *= base.dact[t]
         _dual_cell(base, t, dZ, dsp, dhp)
-        if kind == "state" and name == "s":       # the tap on s(t) enters before h(t) reads it
-            dsp += V[:, t]
-            o = base.a[t, 3 * H:]
-            dhp += V[:, t] * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)
-        if kind == "state" and name == "h":
-            dhp += V[:, t]
         dl += dhp @ base.wl[t]
+    return dl
+
+
+def _dual_tap_directions(base, name, V, first):
+    """Directional derivatives along taps ``V`` (copies sorted by their first touched step; tangents are zero
+    before it)."""
+    H, T, dt = base.H, base.T, base.dt
+    K = V.shape[0]
+    dl = np.zeros(K, dt)
+    if first[0] >= T:
+        return dl
+    joined = np.searchsorted(first, np.arange(T), side="right")
+    dhp = np.zeros((K, H), dt)
+    dsp = np.zeros((K, H), dt)
+    dZ = np.zeros((K, 4 * H), dt)
+    n0 = 0
+    for t in range(int(first[0]), T):
+        n1 = int(joined[t])
+        if n0:
+            np.matmul(dhp[:n0], base.WhT, out=dZ[:n0])
+            dZ[:n0] *= base.dact[t]
+        _dual_cell(base, t, dZ[:n1], dsp[:n1], dhp[:n1])     # joining copies: zero gate tangents and ds(t-1)
+        if name == "s":                           # the tap on s(t) enters before h(t) reads it
+            dsp[:n1] += V[:n1, t]
+            o = base.a[t, 3 * H:]
+            dhp[:n1] += V[:n1, t] * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)
+        else:
+            dhp[:n1] += V[:n1, t]
+        dl[:n1] += dhp[:n1] @ base.wl[t]
+        n0 = n1
     return dl

@@ -212,3 +212,38 @@ def test_chunked_evaluator_without_loss_batch_matches_serial_loop():
     idx = np.arange(m.parameters()["wg"].size)
     d = np.full(idx.size, 1e-3)
     assert _close(ev.param_losses("wg", idx, d), _one_at_a_time(m, "param", "wg", idx, d), 10.0)
+
+
+@given(x_dim=st.integers(1, 4), hidden=st.integers(1, 5), steps=st.integers(1, 4),
+       variant=st.sampled_from(["simple", "tanh"]), loss=st.sampled_from(["full", "seed"]),
+       seed=st.integers(0, 2**16), step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]))
+def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, steps, variant, loss, seed, step):
+    """Every block and both taps; tap copies touch different first steps (in any order, some none at all)."""
+    m = ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed)
+    params = m.parameters()
+    rng = np.random.default_rng(seed)
+    deltas = step * np.array([1.0, -1.0, 0.5, -2.0, 1.0, 3.0])
+    blocks = [("param", k, params[k].shape) for k in params] + [("state", s, (steps, hidden)) for s in "hs"]
+    for kind, name, shape in blocks:
+        V = rng.choice([-1.0, 1.0, 0.7], size=(deltas.size, *shape))
+        if kind == "state":
+            for k in range(deltas.size):         # copy k starts at a random step (== steps: untouched)
+                V[k, :rng.integers(0, steps + 1)] = 0.0
+        got = m.loss_directions(params, kind, name, V, deltas)
+        want = []
+        for v, d in zip(V, deltas):
+            p = {k: a.astype(deltas.dtype) for k, a in params.items()}
+            taps = None
+            if kind == "param":
+                p[name] = p[name] + d * v
+            else:
+                taps = {s: np.zeros((steps, hidden), deltas.dtype) for s in ("h", "s")}
+                taps[name] = d * v
+            want.append(m.loss(p, taps))
+        want = np.array(want)
+        if deltas.dtype.kind == "c":
+            h = abs(step)
+            assert _close(got.real, want.real, np.abs(want.real).max()), (kind, name)
+            assert _close(got.imag / h, want.imag / h, max(1.0, np.abs(want.imag / h).max())), (kind, name)
+        else:
+            assert _close(got, want, max(1.0, np.abs(want).max())), (kind, name)

@@ -101,3 +101,18 @@ def test_sample_reports_coverage_and_catches_a_sampled_bad_entry():
 def test_full_check_coverage_is_everything():
     r = check(ReferenceLSTM(2, 3, 2))
     assert r.settings["coverage"]["fraction"] == 1.0 and r.settings["mode"] == "full"
+
+
+def test_screen_directions_are_read_only_for_the_model():
+    """The screen reuses its direction arrays from row to row: a model must not be able to change them."""
+    from gradcheck.protocol import ModelError
+
+    class Writes(ReferenceLSTM):
+        def loss_directions(self, params, kind, name, directions, deltas):
+            directions[0] = 0.0
+            return super().loss_directions(params, kind, name, directions, deltas)
+
+    with pytest.raises(ModelError, match="read-only"):
+        check(Writes(3, 4, 2), mode="screen")
+    a, b = check(ReferenceLSTM(3, 4, 2), mode="screen"), check(ReferenceLSTM(3, 4, 2), mode="screen")
+    assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
