@@ -44,6 +44,9 @@ class Planted:
         self.model, self.block, self.error, self.entry = model, block, error, entry
         self.capabilities = model.capabilities
 
+    def __getattr__(self, name):        # loss_batch, loss_directions: the reference's own (the loss is unchanged)
+        return getattr(self.model, name)
+
     def parameters(self):
         return self.model.parameters()
 

@@ -15,7 +15,7 @@ Why these numbers (measured with ``python benchmarks/tolerance_margins.py``, whi
 reference configurations, the largest error/tolerance ratio of correct gradients and the detection ratio of
 planted errors; 2026-11-25):
 
-- float64 central, rtol 1e-6: correct gradients reach at most 0.0099 of the tolerance (0 false alarms in 1000);
+- float64 central, rtol 1e-6: correct gradients reach at most 0.011 of the tolerance (0 false alarms in 1000);
   their errors are round-off, at most ~5x the eps*|L|/h estimate, hence NOISE_FACTOR 100. A planted 1e-5
   relative error on one block is caught in 1000 of 1000 with a smallest margin of 1.24x (median ~5x); a 0.1%
   error on a block's largest entry with a smallest margin of 42x.
@@ -25,9 +25,13 @@ planted errors; 2026-11-25):
   to the loss cannot see even a 10% error (missed in 287 of 1000 configurations). Such rows are named in the
   verdict (``resolution`` > ``INSENSITIVE``), and ``method="auto"`` uses complex step for float32 models that
   allow it.
-- float32 complex 1e-4: no cancellation; correct gradients reach at most 0.37 of it (errors ~4e-5 relative, the
-  float32 rounding of the analytic side and of the loss), 0 false alarms in 1000, and a 1e-3 block error is
-  caught in all 1000 (smallest margin 5x).
+- float32 complex 3e-4: no cancellation in the step, but the float32 rounding of both sides is amplified where a
+  gradient is itself a cancellation (h(t) close to its target, a gate close to saturation: 1 - i loses digits).
+  With the batched reference (tangents in float32) correct gradients reach 2.2x a 1e-4 tolerance in 1 of 1000
+  configurations (4.5e-4 relative on a row whose gradient is 6.5e-6); at 3e-4 the largest ratio is 0.75 over
+  2000 configurations (0 false alarms), and a 1e-3 block error is still caught in all of them (smallest margin
+  1.64x): ``python benchmarks/tolerance_margins.py --dtype float32 --method complex [--seed 5 --max-hidden 20
+  --max-steps 10 --max-x-dim 20]``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ TOP = 3
 # dtype name -> method -> rtol
 RTOL = {
     "float64": {"central": 1e-6, "richardson": 1e-7, "complex": 1e-9},
-    "float32": {"central": 1e-2, "richardson": 3e-3, "complex": 1e-4},
+    "float32": {"central": 1e-2, "richardson": 3e-3, "complex": 3e-4},
 }
 
 

@@ -92,9 +92,12 @@ class _Base:
         with self._tangent_lock:
             if "wl" not in self.__dict__:
                 H, a = self.H, self.a
+                # Written without cancellation (1 - a loses all digits when a is near 1, which matters in
+                # float32): zs holds -z for i, f, o and -2z for g, see _activate.
                 dact = np.empty_like(a)
-                dact[:, :H] = 1.0 - a[:, :H] ** 2                      # tanh' = 1 - g^2
-                dact[:, H:] = a[:, H:] * (1.0 - a[:, H:])             # sigmoid' = a(1 - a)
+                with np.errstate(over="ignore"):                       # cosh, exp -> inf: the exact limit 0
+                    dact[:, :H] = 1.0 / np.cosh(0.5 * self.zs[:, :H]) ** 2          # tanh'(z) = 1/cosh(z)^2
+                    dact[:, H:] = a[:, H:] / (1.0 + np.exp(-self.zs[:, H:]))        # sigmoid' = a * sigmoid(-z)
                 wl = np.zeros((self.T, H), self.dt)                    # dl(t)/dh(t)
                 if self.loss == "seed":
                     wl[:, 0] = 2.0 * (self.h[:, 0] - self.ys)
