@@ -148,19 +148,24 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
         screen_ratios: dict[str, float] = {}
         screens = _screen_rows(ev, spec.params, pg, states, blocks, seed=seed, K=directions, method=method,
                                base=base, rtol=rtol_, atol=atol, dtype=dtype) if mode == "screen" else {}
+
+        def keep_screened(row: Row) -> bool:
+            """A screened row stands unless it failed or came near the threshold (then: the full check)."""
+            screen_ratios[row.label] = row.ratio
+            if screen.needs_full(row):
+                escalated.append(row.label)
+                return False
+            rows.append(row)
+            screened.append(row.label)
+            return True
+
         row_number = 0
         for name, x in spec.params.items():
             row_number += 1
             if blocks is not None and name not in blocks:
                 continue
-            if mode == "screen" and name in screens:
-                row = screens[name]
-                screen_ratios[row.label] = row.ratio
-                if not screen.needs_full(row):
-                    rows.append(row)
-                    screened.append(row.label)
-                    continue
-                escalated.append(row.label)
+            if mode == "screen" and name in screens and keep_screened(screens[name]):
+                continue
             rows.append(ctx.param_row(name, x, pg.get(name), rng=rng, sample=sample))
         for name, g in states.items():
             if blocks is not None and name not in blocks:
@@ -180,12 +185,8 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
                         V[:, t] = signs[t]
                         row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
                                                 rtol=rtol_, atol=atol, dtype=dtype)
-                    screen_ratios[row.label] = row.ratio
-                    if not screen.needs_full(row):
-                        rows.append(row)
-                        screened.append(row.label)
+                    if keep_screened(row):
                         continue
-                    escalated.append(row.label)
                 rows.append(ctx.state_row(name, g, t, rng=rng, sample=sample))
         timings["numeric"] = time.perf_counter() - t1
 
