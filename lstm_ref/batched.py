@@ -343,22 +343,14 @@ def _real_entries(base, name, t0, r_or_idx, d, tap):
         if pert is not None:
             Z[ar, pert.col] += pert.dsc * pert.coef(base, t, hp)
         _activate(Z, H)
-        G, I, F, O = Z[:, :H], Z[:, H:2 * H], Z[:, 2 * H:3 * H], Z[:, 3 * H:]
-        sp *= F                                   # s = g*i + s(t-1)*f
-        G *= I
-        sp += G
-        if variant == "simple":
-            np.multiply(sp, O, out=hp)            # h = s*o
-        else:
-            np.tanh(sp, out=tmp)
-            np.multiply(tmp, O, out=hp)           # h = tanh(s)*o
+        _cell(Z, hp, sp, tmp, variant)            # s = g*i + s(t-1)*f, h = s*o | tanh(s)*o
         L = L + _step_loss(hp, base.ys[t], base.loss, tmp)
     return L
 
 
 def _dual_entries(base, kind, name, idx):
     """dL/d(entry) for each copy (unit tangent seeds), ``(K,)`` real: the complex step's imaginary part / d."""
-    H, T = base.H, base.T
+    H = base.H
     K = idx.size
     out = np.empty(K, base.dt)
     if kind == "param":
@@ -380,7 +372,7 @@ def _dual_entries(base, kind, name, idx):
 
 
 def _dual_param_start(base, name, idx):
-    H, X = base.H, base.X
+    H = base.H
     K = idx.size
     pert = _Pert(base, name, idx, np.ones(K, base.dt))
     r, gi = pert.r, pert.gi
@@ -459,7 +451,7 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
     the first step their tap touches and join the batch at that step (they equal the unperturbed pass before it).
     """
     base = _base(cache, params, xs, ys, variant, loss, h0, s0)
-    X, H, T, dt = base.X, base.H, base.T, base.dt
+    H, T, dt = base.H, base.T, base.dt
     d = np.asarray(deltas)
     V = np.asarray(directions)
     if kind == "param":
