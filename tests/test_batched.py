@@ -31,6 +31,21 @@ def _one_at_a_time(model, kind, name, flat_idx, deltas):
     return np.array(out)
 
 
+
+def directions_one_at_a_time(m, params, kind, name, V, deltas):
+    """The plain model's loss at ``params[name] + d_k V_k`` (or with that tap), one call per direction."""
+    want = []
+    for v, d in zip(V, deltas):
+        p = {k: a.astype(deltas.dtype) for k, a in params.items()}
+        taps = None
+        if kind == "param":
+            p[name] = p[name] + d * v
+        else:
+            taps = {s: np.zeros(v.shape, deltas.dtype) for s in ("h", "s")}
+            taps[name] = d * v
+        want.append(m.loss(p, taps))
+    return np.array(want)
+
 def _close(a, b, scale):
     return np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0) <= 64 * np.finfo(float).eps * scale
 
@@ -81,17 +96,7 @@ def test_direction_losses_equal_one_at_a_time():
             V[:, [0, 2]] = 0.0                  # a tap direction that starts at step 1 (copies share step 0)
         for deltas in (np.array([1e-4, -1e-4, 2e-3, 0.0]), np.full(4, 1e-20j)):
             got = m.loss_directions(params, kind, name, V, deltas)
-            want = []
-            for v, d in zip(V, deltas):
-                p = {k: a.astype(deltas.dtype) for k, a in params.items()}
-                taps = None
-                if kind == "param":
-                    p[name] = p[name] + d * v
-                else:
-                    taps = {s: np.zeros((3, 4), deltas.dtype) for s in ("h", "s")}
-                    taps[name] = d * v
-                want.append(m.loss(p, taps))
-            want = np.array(want)
+            want = directions_one_at_a_time(m, params, kind, name, V, deltas)
             if deltas.dtype.kind == "c":
                 assert _close(got.imag / 1e-20, want.imag / 1e-20, np.abs(want.imag / 1e-20).max())
             else:
@@ -230,17 +235,7 @@ def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, step
             for k in range(deltas.size):         # copy k starts at a random step (== steps: untouched)
                 V[k, :rng.integers(0, steps + 1)] = 0.0
         got = m.loss_directions(params, kind, name, V, deltas)
-        want = []
-        for v, d in zip(V, deltas):
-            p = {k: a.astype(deltas.dtype) for k, a in params.items()}
-            taps = None
-            if kind == "param":
-                p[name] = p[name] + d * v
-            else:
-                taps = {s: np.zeros((steps, hidden), deltas.dtype) for s in ("h", "s")}
-                taps[name] = d * v
-            want.append(m.loss(p, taps))
-        want = np.array(want)
+        want = directions_one_at_a_time(m, params, kind, name, V, deltas)
         if deltas.dtype.kind == "c":
             h = abs(step)
             assert _close(got.real, want.real, np.abs(want.real).max()), (kind, name)
