@@ -23,6 +23,10 @@ Optional capabilities are declared, never guessed, in an attribute ``capabilitie
     L with ``params[name] + deltas[n] * directions[n]`` (directions ``(K, *shape)``), or with the tap
     ``taps[name] = deltas[n] * directions[n]`` (directions ``(K, T, *state_shape)``). Without it the screen calls
     ``loss`` once per direction.
+  - ``loss_directions_many(params, requests) -> list of arrays`` (optional, used by the screen): for a list of
+    requests ``(kind, name, directions, deltas)``, what ``loss_directions`` returns for each, except that
+    ``deltas`` may be ``(S, K)`` (S steps along each of the K directions; the result is then ``(S, K)``). The
+    screen makes one such call for all its rows (up to a memory bound) instead of one call per row.
 
   ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
   (``--workers``, ``--scheduler``): the model must then be picklable and importable there.

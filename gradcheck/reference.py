@@ -72,6 +72,11 @@ class ReferenceLSTM:
                                     h0=self.h0, s0=self.s0, kind=kind, name=name, flat_idx=flat_idx,
                                     deltas=deltas, cache=self._batch_cache)
 
+    def loss_directions_many(self, params, requests):
+        """[loss_directions(params, *r) for r in requests] in one batched pass (the whole screen in one call)."""
+        return batched.direction_losses_many(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
+                                             h0=self.h0, s0=self.s0, requests=requests, cache=self._batch_cache)
+
     def loss_directions(self, params, kind, name, directions, deltas):
         """L for K whole-block moves along ``directions`` (the screen's batched evaluation)."""
         return batched.direction_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,

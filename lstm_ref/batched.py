@@ -45,8 +45,8 @@ DUAL_MAX_STEP = 1e-12          # largest |Im delta| for the dual-number complex-
 class _Base:
     """The unperturbed pass and everything the copies reuse. T steps, H hidden, X inputs.
 
-    W ``(4H, X+H)`` stacked gates (g, i, f, o); ``WhT`` ``(H, 4H)`` the recurrent part transposed; ``zx``
-    ``(T, 4H)`` = ``W_x x(t) + b``; ``z``, ``a`` ``(T, 4H)`` pre-activations and activations; ``s``, ``h``,
+    W ``(4H, X+H)`` stacked gates (g, i, f, o); ``WhTs`` ``(H, 4H)`` the recurrent part transposed, ``Ws`` ``(4H,
+    H)`` not transposed; ``zx`` ``(T, 4H)`` = ``W_x x(t) + b``; ``z``, ``a`` ``(T, 4H)`` pre-activations and activations; ``s``, ``h``,
     ``sprev``, ``hprev`` ``(T, H)`` (``*prev[t]`` is the state at t-1); ``l`` ``(T,)`` per-step losses.
     ``sc`` ``(4H,)`` the activation pre-scaling; ``*s`` suffix: scaled by ``sc``.
     """
@@ -111,7 +111,7 @@ class _Base:
                     wl[:] = 2.0 * (self.h - self.ys)
                 self.dact = dact
                 self.ts = np.tanh(self.s) if self.variant == "tanh" else None
-                self.WhT = self.WhTs / self.sc                          # exact: sc is -1 or -2
+                self.Wh = self.Ws / self.sc[:, None]                   # exact: sc is -1 or -2
                 self.wl = wl
         return self
 
@@ -465,49 +465,55 @@ def _dual_param_start(base, name, idx):
 
 
 def _dual_from(base, t0, r, ds_r, dh_r, pert):
-    """Tangent propagation from step t0, where copy k's tangent is ``ds_r, dh_r`` in entry ``r_k``."""
+    """Tangent propagation from step t0, where copy k's tangent is ``ds_r, dh_r`` in entry ``r_k`` (copies are
+    columns, as in the real path)."""
     H, T, dt = base.H, base.T, base.dt
     K = r.size
     ar = np.arange(K)
     dl = base.wl[t0, r] * dh_r
     if t0 + 1 >= T:
         return dl
-    dhp = np.zeros((K, H), dt)
-    dsp = np.zeros((K, H), dt)
-    dhp[ar, r] = dh_r
-    dsp[ar, r] = ds_r
-    dZ = np.empty((K, 4 * H), dt)
+    dhp = np.zeros((H, K), dt)
+    dsp = np.zeros((H, K), dt)
+    dhp[r, ar] = dh_r
+    dsp[r, ar] = ds_r
+    dZ = np.empty((4 * H, K), dt)
     for t in range(t0 + 1, T):
         if t == t0 + 1:
-            np.take(base.WhT, r, axis=0, out=dZ, mode="clip")
-            dZ *= dh_r[:, None]
+            np.take(base.Wh, r, axis=1, out=dZ, mode="clip")
+            dZ *= dh_r
         else:
-            np.matmul(dhp, base.WhT, out=dZ)
+            np.matmul(base.Wh, dhp, out=dZ)
         if pert is not None:                      # d(coef * delta)/d delta at the unperturbed point
-            dZ[ar, pert.col] += pert.coef(base, t)
-        dZ *= base.dact[t]
+            dZ[pert.col, ar] += pert.coef(base, t)
+        dZ *= base.dact[t][:, None]
         _dual_cell(base, t, dZ, dsp, dhp)
-        dl += dhp @ base.wl[t]
+        dl += base.wl[t] @ dhp
     return dl
 
 
 def _dual_cell(base, t, dA, dsp, dhp):
-    """In place: gate tangents ``dA (K, 4H)`` and ``dsp`` (tangent of s(t-1)) -> ``dsp`` = ds(t), ``dhp`` = dh(t)."""
+    """In place: gate tangents ``dA (4H, K)`` and ``dsp`` ``(H, K)`` (tangent of s(t-1)) -> ``dsp`` = ds(t),
+    ``dhp`` = dh(t)."""
     H = base.H
-    a = base.a[t]
+    a = base.a[t][:, None]
     g, i, f, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-    dG, dI, dF, dO = dA[:, :H], dA[:, H:2 * H], dA[:, 2 * H:3 * H], dA[:, 3 * H:]
+    dG, dI, dF, dO = dA[:H], dA[H:2 * H], dA[2 * H:3 * H], dA[3 * H:]
     dsp *= f                                      # ds = dg*i + g*di + ds(t-1)*f + s(t-1)*df
-    dsp += dG * i
-    dsp += dI * g
-    dsp += dF * base.sprev[t]
+    dG *= i
+    dsp += dG
+    dI *= g
+    dsp += dI
+    dF *= base.sprev[t][:, None]
+    dsp += dF
     if base.variant == "simple":                  # dh = ds*o + s*do
         np.multiply(dsp, o, out=dhp)
-        dhp += dO * base.s[t]
+        dO *= base.s[t][:, None]
     else:                                         # dh = tanh'(s)*o*ds + tanh(s)*do
-        ts = base.ts[t]
+        ts = base.ts[t][:, None]
         np.multiply(dsp, (1.0 - ts ** 2) * o, out=dhp)
-        dhp += dO * ts
+        dO *= ts
+    dhp += dO
 
 
 # -------------------------------------------------------------------------------------- direction batches
@@ -519,14 +525,60 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
 
     kind "param": ``params[name] + deltas[n] * directions[n]``, directions ``(K, *params[name].shape)``;
     kind "state": the tap ``taps[name] = deltas[n] * directions[n]``, directions ``(K, T, H)``.
+    The one-request case of :func:`direction_losses_many`.
+    """
+    return direction_losses_many(params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0,
+                                 requests=[(kind, name, directions, deltas)], cache=cache)[0]
 
-    Parameter directions: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no
-    GEMM); a weight direction's term ``V_k [x(t), h(t-1)]`` is one GEMM for all copies and steps at the
-    unperturbed h(t-1), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap directions: copies are ordered by
-    the first step their tap touches and join the batch at that step (they equal the unperturbed pass before it).
+
+def direction_losses_many(params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, requests,
+                          cache: BaseCache | None = None) -> list[np.ndarray]:
+    """``[direction_losses(..., kind=k, name=n, directions=V, deltas=d) for k, n, V, d in requests]``, with the
+    copies of all requests in ONE batch (one GEMM per step for all blocks and states of a screen).
+
+    ``deltas`` may also be ``(S, K)`` (a stencil: S steps along each of the K directions): the result is then
+    ``(S, K)``, and each direction is read once (the products ``V_k [x(t), h(t-1)]`` are shared by its S copies).
+
+    Parameter copies: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no GEMM);
+    a weight direction's term ``V_k [x(t), h(t-1)]`` is one GEMM for all copies and steps at the unperturbed
+    h(t-1), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap copies are ordered by the first step their tap
+    touches and join the batch at that step (they equal the unperturbed pass before it).
+    Complex step: when every delta is a tiny imaginary step, tangents (see the module docstring).
     """
     base = _base(cache, params, xs, ys, variant, loss, h0, s0)
-    H, T, dt = base.H, base.T, base.dt
+    reqs = [_direction_request(base, params, *req) for req in requests]
+    out = [None] * len(reqs)
+    live = [n for n, (_, _, _, d) in enumerate(reqs) if d.size]
+    for n, (_, _, _, d) in enumerate(reqs):
+        if not d.size:
+            out[n] = np.empty(0, np.result_type(base.dt, d.dtype))
+    if not live:
+        return out
+    if all(_is_dual(reqs[n][3]) for n in live):  # one tangent per direction, whatever the steps
+        batch = _Batch(base, [(k, nm, V, d[:1]) for k, nm, V, d in (reqs[n] for n in live)], dual=True)
+        dl = _dual_batch(base.tangents(), batch)
+        for n, part in zip(live, batch.split(dl)):
+            d = reqs[n][3]
+            out[n] = base.L + 1j * (d.imag * part)
+        return _shaped(out, requests)
+    wdt = np.result_type(base.dt, *[reqs[n][3].dtype for n in live], *[reqs[n][2].dtype for n in live])
+    if wdt != base.dt:                            # general complex step: the real-path code in complex arithmetic
+        base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
+    batch = _Batch(base, [(k, nm, V.astype(wdt, copy=False), d.astype(wdt)) for k, nm, V, d in
+                          (reqs[n] for n in live)], dual=False)
+    for n, part in zip(live, batch.split(_real_batch(base, batch))):     # (S*K,) -> (S, K) in _shaped
+        out[n] = part
+    return _shaped(out, requests)
+
+
+def _shaped(out, requests):
+    """Each result in the shape of its request's deltas: ``(K,)`` or ``(S, K)``."""
+    return [o.reshape(np.shape(req[3])) for o, req in zip(out, requests)]
+
+
+def _direction_request(base, params, kind, name, directions, deltas):
+    """Validate one request; returns ``(kind, name, V, d)`` with ``d`` ``(S, K)``."""
+    H, T = base.H, base.T
     d = np.asarray(deltas)
     V = np.asarray(directions)
     if kind == "param":
@@ -537,20 +589,167 @@ def direction_losses(params, xs, ys, *, variant="simple", loss="full", h0=None, 
         shape = (T, H)
     else:
         raise ValueError(f"kind, name: expected ('param', block) or ('state', 'h'|'s'), got {kind!r}, {name!r}")
-    if d.ndim != 1 or V.shape != (d.size, *shape) or not _all_finite(d) or not _all_finite(V):
-        raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,), got "
-                         f"{V.shape} and {d.shape}")
-    if d.size == 0:
-        return np.empty(0, np.result_type(dt, d.dtype))
-    if _is_dual(d):
-        return base.L + 1j * (d.imag * _dual_directions(base.tangents(), kind, name, V.astype(dt, copy=False)))
-    wdt = np.result_type(dt, d.dtype, V.dtype)
-    if wdt != dt:
-        base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
-    V, d = V.astype(wdt, copy=False), d.astype(wdt)
-    if kind == "param":
-        return _real_param_directions(base, name, V, d)
-    return _by_first_step(V, base.T, lambda V_, d_, first: _real_tap_directions(base, name, V_, d_, first), d)
+    if d.ndim not in (1, 2) or V.shape != (d.shape[-1], *shape) or not _all_finite(d) or not _all_finite(V):
+        raise ValueError(f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,) or (S, K), "
+                         f"got {V.shape} and {d.shape}")
+    return kind, name, V, d.reshape(-1, d.shape[-1])
+
+
+class _Batch:
+    """The copies of several direction requests as the columns of one batch: parameter requests first (they move
+    from step 0), then the tap copies of all state requests sorted by the first step they touch (T: none).
+
+    ``first`` ``(N,)``: first step of each column; ``joined[t]``: columns running at step t are the first
+    ``joined[t]``; ``params``: per parameter request ``(gi, gate rows, columns, dsc, U, Vh, Vt)``;
+    ``taps`` ``(Ntap, T, H)`` tap values (d_k V_k, or V_k for tangents) in column order, ``is_s`` ``(Ntap,)``.
+    """
+
+    def __init__(self, base, reqs, *, dual: bool):
+        H, T, X, dt = base.H, base.T, base.X, base.dt
+        self.sizes = [d.size for _, _, _, d in reqs]      # d: (S, K), copies s-major
+        order = [n for n, r in enumerate(reqs) if r[0] == "param"] + [n for n, r in enumerate(reqs) if r[0] != "param"]
+        self.params = []
+        col = 0
+        starts = {}
+        for n in order:
+            kind, name, V, d = reqs[n]
+            starts[n] = col
+            if kind != "param":
+                continue
+            gi, rows = _gate_slice(base, name)
+            S = d.shape[0]
+            cols = slice(col, col + d.size)
+            dsc = None if dual else (d * base.sc[rows.start]).reshape(1, -1)    # pre-scaled like the gate's rows
+            if name in WEIGHTS:                   # U[t] (H, S*K): column (s, k) is V_k [x(t), h(t-1)], unperturbed h
+                U = np.ascontiguousarray(_xc_products(base, V, dt).transpose(0, 2, 1))
+                self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U, V[:, :, X:], None))
+            else:
+                self.params.append((gi, rows, cols, dsc, None, None, np.tile(V.T, (1, S)) if S > 1 else V.T))
+            col += d.size
+        self.np = col
+        tap_reqs = [n for n in order if reqs[n][0] != "param"]
+        if tap_reqs:
+            taps = np.concatenate([reqs[n][2] if dual else
+                                   (reqs[n][3][:, :, None, None] * reqs[n][2]).reshape(-1, T, H)
+                                   for n in tap_reqs]).astype(dt, copy=False)
+            is_s = np.concatenate([np.full(reqs[n][3].size, reqs[n][1] == "s") for n in tap_reqs])
+            tfirst = _first_steps(taps)
+            perm = np.argsort(tfirst, kind="stable")
+            self.taps, self.is_s, tfirst = taps[perm], is_s[perm], tfirst[perm]
+        else:
+            perm = np.empty(0, np.intp)
+            self.taps, self.is_s, tfirst = np.empty((0, T, H), dt), np.empty(0, bool), np.empty(0, np.intp)
+        self.first = np.concatenate([np.zeros(self.np, np.intp), tfirst])
+        self.joined = np.searchsorted(self.first, np.arange(T), side="right")
+        self.N = self.first.size
+        # position of request n's copy k in the batch
+        self.where = {}
+        tap_pos = np.empty(perm.size, np.intp)
+        tap_pos[perm] = np.arange(perm.size) + self.np
+        off = 0
+        for n in order:
+            if reqs[n][0] == "param":
+                self.where[n] = np.arange(starts[n], starts[n] + self.sizes[n])
+            else:
+                self.where[n] = tap_pos[off:off + self.sizes[n]]
+                off += self.sizes[n]
+        self.n_reqs = len(reqs)
+
+    def split(self, values):
+        """Per request, its copies' values from the batch's ``(N,)`` array."""
+        return [values[self.where[n]] for n in range(self.n_reqs)]
+
+    def tap_rows(self, t, n1, dual_o=None):
+        """The taps at step t of the running tap columns, ``(H, m)`` for s and for h (None when there are none)."""
+        m = n1 - self.np
+        if m <= 0:
+            return None, None
+        v = self.taps[:m, t].T
+        s = self.is_s[:m]
+        return (v * s if s.any() else None), (v * ~s if not s.all() else None)
+
+
+def _real_batch(base, b: _Batch):
+    """Losses ``(N,)`` of the batch's copies (real or general complex arithmetic)."""
+    H, T, dt = base.H, base.T, base.dt
+    N, P = b.N, b.np
+    L = np.where(b.first >= T, base.L, base.lcum[np.minimum(b.first, T)]).astype(dt)
+    Z, hp, sp, tmp = _buffers(N, H, dt)
+    rec = _Recurrence(base, dt)
+    n0 = 0                                        # columns running before step t
+    for t in range(T):
+        n1 = int(b.joined[t])
+        if n1 == 0:
+            continue
+        if t == 0 and P:                          # parameter copies start from h(-1), s(-1): only gate gi moves
+            Z[:, :P] = base.a[0][:, None]
+            sp[:, :P] = base.sprev[0][:, None]
+            for gi, rows, cols, dsc, U, Vh, Vt in b.params:
+                blk = Z[rows, cols]
+                np.multiply(Vt if U is None else U[0], dsc, out=blk)
+                blk += base.zs[0, rows][:, None]
+                _activate_gate(blk, gi == 0)
+            n0 = P
+        elif n0:                                  # a genuine step for every running copy
+            rec(n0, Z, t)
+            for gi, rows, cols, dsc, U, Vh, Vt in b.params:
+                if U is None:
+                    Z[rows, cols] += Vt * dsc
+                else:                             # V_k [x(t), h_k(t-1)] = U[t, k] + V_k[:, X:] (h_k(t-1) - h(t-1))
+                    d_h = np.subtract(hp[:, cols], base.hprev[t][:, None], out=tmp[:, cols])
+                    K = Vh.shape[0]
+                    corr = np.concatenate([np.matmul(Vh, d_h[:, j:j + K].T[:, :, None])[:, :, 0].T
+                                           for j in range(0, d_h.shape[1], K)], axis=1)
+                    corr += U[t]
+                    corr *= dsc
+                    Z[rows, cols] += corr
+            _activate(Z[:, :n0], H)
+        if n1 > n0:                               # tap copies joining at t: unperturbed until their tap
+            Z[:, n0:n1] = base.a[t][:, None]
+            sp[:, n0:n1] = base.sprev[t][:, None]
+        s_tap, h_tap = b.tap_rows(t, n1)
+        if s_tap is not None:                     # the tap on s(t) enters before h(t) reads it
+            s_tap = np.concatenate([np.zeros((H, P), dt), s_tap], axis=1)
+        _cell(Z[:, :n1], hp[:, :n1], sp[:, :n1], tmp[:, :n1], base.variant, s_tap=s_tap)
+        if h_tap is not None:
+            hp[:, P:n1] += h_tap
+        L[:n1] += _step_loss(hp[:, :n1], base.ys[t], base.loss, tmp[:, :n1])
+        n0 = n1
+    return L
+
+
+def _dual_batch(base, b: _Batch):
+    """Directional derivatives ``(N,)`` of L for the batch's copies (unit seeds), by tangent propagation."""
+    H, T, dt = base.H, base.T, base.dt
+    N, P = b.N, b.np
+    dhp = np.zeros((H, N), dt)
+    dsp = np.zeros((H, N), dt)
+    dZ = np.zeros((4 * H, N), dt)
+    dl = np.zeros(N, dt)
+    n0 = 0
+    for t in range(T):
+        n1 = int(b.joined[t])
+        if n1 == 0:
+            continue
+        if n0:
+            np.matmul(base.Wh, dhp[:, :n0], out=dZ[:, :n0])
+        for gi, rows, cols, dsc, U, Vh, Vt in b.params:  # exact tangent: x_c at the unperturbed point
+            if t == 0:
+                dZ[rows, cols] = Vt if U is None else U[0]
+            else:
+                dZ[rows, cols] += Vt if U is None else U[t]
+        dZ[:, :n1] *= base.dact[t][:, None]       # joining tap copies: zero gate tangents and ds(t-1)
+        _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])
+        s_tap, h_tap = b.tap_rows(t, n1)
+        if s_tap is not None:                     # the tap on s(t) enters before h(t) reads it
+            dsp[:, P:n1] += s_tap
+            o = base.a[t, 3 * H:]
+            dhp[:, P:n1] += s_tap * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)[:, None]
+        if h_tap is not None:
+            dhp[:, P:n1] += h_tap
+        dl[:n1] += base.wl[t] @ dhp[:, :n1]
+        n0 = n1
+    return dl
 
 
 def _all_finite(a: np.ndarray) -> bool:
@@ -572,18 +771,6 @@ def _first_steps(V: np.ndarray) -> np.ndarray:
     K, T = V.shape[0], V.shape[1]
     touched = np.any(V.reshape(K, T, -1) != 0, axis=2)
     return np.where(touched.any(axis=1), touched.argmax(axis=1), T)
-
-
-def _by_first_step(V, T, run, d):
-    """Run ``run(V, d, first)`` on the copies sorted by their first touched step; results in the given order."""
-    first = _first_steps(V)
-    order = np.argsort(first, kind="stable")
-    if np.all(order[1:] > order[:-1]):
-        return run(V, d, first)
-    sorted_out = run(V[order], d[order], first[order])
-    out = np.empty_like(sorted_out)
-    out[order] = sorted_out
-    return out
 
 
 def _gate_slice(base, name):
@@ -632,129 +819,3 @@ def _cell(Z, hp, sp, tmp, variant, s_tap=None):
     else:
         np.tanh(sp, out=tmp)
         np.multiply(tmp, O, out=hp)               # h = tanh(s)*o
-
-
-def _real_param_directions(base, name, V, d):
-    """Losses ``(K,)`` of ``params[name] + d_k V_k`` (real or general complex arithmetic)."""
-    H, T, X, dt = base.H, base.T, base.X, base.dt
-    K = d.size
-    gi, cols = _gate_slice(base, name)
-    dsc = (d * base.sc[cols.start])[None, :]      # the step, pre-scaled like the gate's pre-activations
-    if name in WEIGHTS:                           # U[t] (H, K): column k is V_k [x(t), h(t-1)]
-        U, Vh = np.ascontiguousarray(_xc_products(base, V, dt).transpose(0, 2, 1)), V[:, :, X:]
-    else:
-        U, Vh = None, None
-    Z, hp, sp, tmp = _buffers(K, H, dt)
-    rec = _Recurrence(base, dt)
-    L = np.zeros(K, dt)
-    for t in range(T):
-        if t == 0:                                # every copy starts from h(-1), s(-1): only gate gi moves
-            Z[:] = base.a[0][:, None]
-            blk = Z[cols]
-            np.multiply(V.T if U is None else U[0], dsc, out=blk)
-            blk += base.zs[0, cols][:, None]
-            _activate_gate(blk, gi == 0)
-            sp[:] = base.sprev[0][:, None]
-        else:
-            rec(K, Z, t)
-            blk = Z[cols]
-            if U is None:
-                blk += V.T * dsc
-            else:                                 # V_k [x(t), h_k(t-1)] = U[t, k] + V_k[:, X:] (h_k(t-1) - h(t-1))
-                np.subtract(hp, base.hprev[t][:, None], out=tmp)
-                corr = np.matmul(Vh, tmp.T[:, :, None])[:, :, 0].T
-                corr += U[t]
-                corr *= dsc
-                blk += corr
-            _activate(Z, H)
-        _cell(Z, hp, sp, tmp, base.variant)
-        L += _step_loss(hp, base.ys[t], base.loss, tmp)
-    return L
-
-
-def _real_tap_directions(base, name, V, d, first):
-    """Losses ``(K,)`` with the tap ``taps[name] = d_k V_k``; copies sorted by ``first`` (their first touched step)."""
-    H, T, dt = base.H, base.T, base.dt
-    K = d.size
-    L = np.where(first >= T, base.L, base.lcum[np.minimum(first, T)]).astype(dt)
-    if first[0] >= T:
-        return L
-    joined = np.searchsorted(first, np.arange(T), side="right")    # copies running at step t: the first joined[t]
-    Z, hp, sp, tmp = _buffers(K, H, dt)
-    rec = _Recurrence(base, dt)
-    dcol = d[:, None]
-    n0 = 0
-    for t in range(int(first[0]), T):
-        n1 = int(joined[t])
-        if n0:                                    # copies already moved: a genuine step
-            rec(n0, Z, t)
-            _activate(Z[:, :n0], H)
-        if n1 > n0:                               # copies joining at t: unperturbed until their tap
-            Z[:, n0:n1] = base.a[t][:, None]
-            sp[:, n0:n1] = base.sprev[t][:, None]
-        tap = (dcol[:n1] * V[:n1, t]).T
-        _cell(Z[:, :n1], hp[:, :n1], sp[:, :n1], tmp[:, :n1], base.variant, s_tap=tap if name == "s" else None)
-        if name == "h":
-            hp[:, :n1] += tap
-        L[:n1] += _step_loss(hp[:, :n1], base.ys[t], base.loss, tmp[:, :n1])
-        n0 = n1
-    return L
-
-
-def _dual_directions(base, kind, name, V):
-    """Directional derivatives ``(K,)`` of L along ``V`` (unit seeds), by tangent propagation."""
-    if kind == "param":
-        return _dual_param_directions(base, name, V)
-    return _by_first_step(V, base.T, lambda V_, d_, first: _dual_tap_directions(base, name, V_, first),
-                          np.zeros(V.shape[0]))
-
-
-def _dual_param_directions(base, name, V):
-    H, T, dt = base.H, base.T, base.dt
-    K = V.shape[0]
-    gi, cols = _gate_slice(base, name)
-    U = _xc_products(base, V, dt) if name in WEIGHTS else None     # exact tangent: x_c at the unperturbed point
-    dhp = np.zeros((K, H), dt)
-    dsp = np.zeros((K, H), dt)
-    dZ = np.zeros((K, 4 * H), dt)
-    dl = np.zeros(K, dt)
-    for t in range(T):
-        if t > 0:
-            np.matmul(dhp, base.WhT, out=dZ)
-            dZ[:, cols] += V if U is None else U[t]
-        else:                                     # h(-1) is not perturbed
-            dZ[:, cols] = V if U is None else U[0]
-        dZ *= base.dact[t]
-        _dual_cell(base, t, dZ, dsp, dhp)
-        dl += dhp @ base.wl[t]
-    return dl
-
-
-def _dual_tap_directions(base, name, V, first):
-    """Directional derivatives along taps ``V`` (copies sorted by their first touched step; tangents are zero
-    before it)."""
-    H, T, dt = base.H, base.T, base.dt
-    K = V.shape[0]
-    dl = np.zeros(K, dt)
-    if first[0] >= T:
-        return dl
-    joined = np.searchsorted(first, np.arange(T), side="right")
-    dhp = np.zeros((K, H), dt)
-    dsp = np.zeros((K, H), dt)
-    dZ = np.zeros((K, 4 * H), dt)
-    n0 = 0
-    for t in range(int(first[0]), T):
-        n1 = int(joined[t])
-        if n0:
-            np.matmul(dhp[:n0], base.WhT, out=dZ[:n0])
-            dZ[:n0] *= base.dact[t]
-        _dual_cell(base, t, dZ[:n1], dsp[:n1], dhp[:n1])     # joining copies: zero gate tangents and ds(t-1)
-        if name == "s":                           # the tap on s(t) enters before h(t) reads it
-            dsp[:n1] += V[:n1, t]
-            o = base.a[t, 3 * H:]
-            dhp[:n1] += V[:n1, t] * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)
-        else:
-            dhp[:n1] += V[:n1, t]
-        dl[:n1] += dhp[:n1] @ base.wl[t]
-        n0 = n1
-    return dl

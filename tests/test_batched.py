@@ -244,3 +244,51 @@ def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, step
             assert _close(got.imag / h, want.imag / h, max(1.0, np.abs(want.imag / h).max())), (kind, name)
         else:
             assert _close(got, want, max(1.0, np.abs(want).max())), (kind, name)
+
+
+@given(x_dim=st.integers(1, 4), hidden=st.integers(1, 5), steps=st.integers(1, 4),
+       variant=st.sampled_from(["simple", "tanh"]), loss=st.sampled_from(["full", "seed"]),
+       seed=st.integers(0, 2**16), step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]),
+       stencil=st.booleans(), nonzero_init=st.booleans())
+def test_direction_losses_many_equal_one_at_a_time(x_dim, hidden, steps, variant, loss, seed, step, stencil,
+                                                   nonzero_init):
+    """Every block and both taps in ONE call (the screen's), in a shuffled order, with (K,) or (S, K) deltas:
+    each request's losses equal one loss() call per copy."""
+    m = ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed, nonzero_init=nonzero_init)
+    params = m.parameters()
+    rng = np.random.default_rng(seed)
+    K = 3
+    deltas = step * (np.array([[1.0, 0.5, -2.0], [-1.0, -0.5, 2.0]]) if stencil else np.array([1.0, -0.5, 3.0]))
+    blocks = [("param", k, params[k].shape) for k in params] + [("state", s, (steps, hidden)) for s in "hs"]
+    requests = []
+    for n in rng.permutation(len(blocks)):
+        kind, name, shape = blocks[n]
+        V = rng.choice([-1.0, 1.0, 0.7], size=(K, *shape))
+        if kind == "state":
+            for k in range(K):                   # copy k starts at a random step (== steps: untouched)
+                V[k, :rng.integers(0, steps + 1)] = 0.0
+        requests.append((kind, name, V, deltas))
+    got = m.loss_directions_many(params, requests)
+    assert len(got) == len(requests)
+    for (kind, name, V, d), g in zip(requests, got):
+        assert g.shape == d.shape, (kind, name)
+        flat_d = d.reshape(-1)
+        want = directions_one_at_a_time(m, params, kind, name, np.concatenate([V] * (d.size // K)), flat_d)
+        g = g.reshape(-1)
+        if flat_d.dtype.kind == "c":
+            h = abs(step)
+            assert _close(g.real, want.real, np.abs(want.real).max()), (kind, name)
+            assert _close(g.imag / h, want.imag / h, max(1.0, np.abs(want.imag / h).max())), (kind, name)
+        else:
+            assert _close(g, want, max(1.0, np.abs(want).max())), (kind, name)
+
+
+def test_direction_losses_many_rejects_bad_requests_by_name():
+    m = ReferenceLSTM(2, 3, 2)
+    params = m.parameters()
+    V = np.ones((2, *params["wg"].shape))
+    with pytest.raises(ValueError, match="directions, deltas"):
+        m.loss_directions_many(params, [("param", "wg", V, np.ones(3))])
+    with pytest.raises(ValueError, match="not a parameter block"):
+        m.loss_directions_many(params, [("param", "nope", V, np.ones(2))])
+    assert m.loss_directions_many(params, []) == []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
 from gradcheck.batched import ChunkedEvaluator
 from gradcheck.finite_diff import SerialEvaluator
 from gradcheck.screen import NEAR, directions_for
+from gradcheck.tolerance import compare, compare_many
 
 from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
 
@@ -116,3 +119,25 @@ def test_screen_directions_are_read_only_for_the_model():
         check(Writes(3, 4, 2), mode="screen")
     a, b = check(ReferenceLSTM(3, 4, 2), mode="screen"), check(ReferenceLSTM(3, 4, 2), mode="screen")
     assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
+
+
+@given(rows=st.integers(1, 6), k=st.integers(1, 9), seed=st.integers(0, 2**16),
+       specials=st.lists(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e300]), max_size=4))
+def test_compare_many_equals_compare_row_by_row(rows, k, seed, specials):
+    """The screen's vectorised comparison gives each row exactly what compare() gives it (pass/fail, ratio,
+    worst entry, tolerance, errors, resolution), with NaN, inf, zeros and failing rows among them."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, k)) * 10.0 ** rng.integers(-12, 3, size=(rows, 1))
+    n = a * (1 + rng.choice([0.0, 1e-9, 1e-5, 1e-2], size=(rows, k)))
+    noise = np.abs(rng.standard_normal((rows, k))) * 1e-14
+    for j, v in enumerate(specials):
+        (a if j % 2 else n)[rng.integers(rows), rng.integers(k)] = v
+    n[0] = 0.0 if rows > 1 else n[0]                     # a row whose numeric side is all zero
+    many = compare_many(a, n, noise, rtol=1e-6, atol=0.0)
+    for i in range(rows):
+        one = compare(a[i], n[i], noise[i], rtol=1e-6, atol=0.0)
+        got = many[i]
+        assert (got.passed, got.worst, got.nonfinite) == (one.passed, one.worst, one.nonfinite)
+        for field in ("ratio", "max_abs_err", "max_rel_err", "tolerance", "resolution"):
+            assert np.array_equal(getattr(got, field), getattr(one, field), equal_nan=True), field
+        assert np.array_equal(got.top, one.top)
