@@ -19,7 +19,7 @@ import numpy as np
 from . import finite_diff as fd
 from .blas_threads import single_threaded_blas
 from .executors import ordered_results
-from .protocol import ModelError, ProtocolError, call_model
+from .protocol import ModelError, ProtocolError, call_model, dense_directions
 
 BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
@@ -98,6 +98,36 @@ class ChunkedEvaluator:
         if self.progress is not None:
             self.progress(len(deltas))
         return _checked(out, len(deltas), self.complex, f"loss_directions({kind} {name!r})")
+
+    def direction_losses_many(self, requests) -> list[np.ndarray]:
+        """Several direction requests ``(kind, name, directions, deltas)`` with ``deltas`` ``(S, n)`` (S steps
+        along each of the n directions): ONE model call when the model has ``loss_directions_many``, else one
+        :meth:`direction_losses` per request. Returns one ``(S, n)`` array per request."""
+        requests = [(k, nm, V if isinstance(V, tuple) else np.asarray(V), np.asarray(d)) for k, nm, V, d in requests]
+        use = self.batched and callable(getattr(self.model, "loss_directions_many", None))
+        if not use:
+            out = []
+            for kind, name, V, d in requests:
+                V = dense_directions(V)
+                dirs = V if d.shape[0] == 1 else np.concatenate([V] * d.shape[0])
+                dirs.flags.writeable = False         # the caller computes v^T g from the same directions
+                out.append(self.direction_losses(kind, name, dirs, d.reshape(-1)).reshape(d.shape))
+            return out
+        task = (self.model, self.params, requests)
+        with single_threaded_blas():
+            (out,) = ordered_results(self.executor, _directions_many_task, [task])
+        out = _unwrap(out)
+        stage = "loss_directions_many(params, requests)"
+        if not isinstance(out, (list, tuple)) or len(out) != len(requests):
+            raise ProtocolError(f"{stage} must return a list of {len(requests)} arrays (one per request), got "
+                                f"{type(out).__name__}{'' if not hasattr(out, '__len__') else f' of {len(out)}'}")
+        self.calls += 1
+        n = sum(d.size for _, _, _, d in requests)
+        if self.progress is not None:
+            self.progress(n)
+        return [_checked(np.asarray(o).reshape(-1) if np.size(o) == d.size else o, d.size, self.complex,
+                         f"{stage} (request {kind} {name!r})").reshape(d.shape)
+                for o, (kind, name, _, d) in zip(out, requests)]
 
     def _executor(self, n_tasks: int):
         """The caller's executor, else our thread pool (numpy releases the GIL), else None (inline)."""
@@ -233,6 +263,15 @@ def _chunks(model, params, state_shapes, complex_, batched, kind, name, chunks):
     except ProtocolError as exc:
         return exc
     return out
+
+
+def _directions_many_task(model, params, requests):
+    try:
+        return call_model("loss_directions_many(params, requests)", model.loss_directions_many, params, requests)
+    except ModelError as exc:
+        return _Raised(exc.stage, exc.exc)
+    except ProtocolError as exc:
+        return exc
 
 
 def _direction_task(model, params, state_shapes, complex_, use_batched, kind, name, directions, deltas):

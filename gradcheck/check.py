@@ -172,21 +172,10 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
                 row_number += g.shape[0]
                 continue
             by_step = screens.get(("state", name), {})
-            signs = None
             for t in range(g.shape[0]):
                 row_number += 1
-                if mode == "screen":
-                    row = by_step.get(t)
-                    if row is None:                  # large states: one call per step
-                        if signs is None:
-                            signs = [screen.directions_for(seed, row_number - t + u, directions, g.shape[1:])
-                                     for u in range(g.shape[0])]
-                        V = np.zeros((directions, *g.shape), dtype=float)
-                        V[:, t] = signs[t]
-                        row = screen.screen_row(ev, "state", name, t, None, g[t], V, method=method, base=base,
-                                                rtol=rtol_, atol=atol, dtype=dtype)
-                    if keep_screened(row):
-                        continue
+                if mode == "screen" and keep_screened(by_step[t]):
+                    continue
                 rows.append(ctx.state_row(name, g, t, rng=rng, sample=sample))
         timings["numeric"] = time.perf_counter() - t1
 
@@ -222,33 +211,56 @@ SAMPLE_STREAM = 11       # seed stream id of sampled entries
 
 
 def _screen_rows(ev, params, pg, states, blocks, *, seed, K, method, base, rtol, atol, dtype) -> dict:
-    """The screen's rows of every parameter block (key: name) and of every small state (key: ("state", name),
-    value {t: Row}), one evaluator call each, in this thread (measured: running them on the two chunk threads
-    was slower, the calls are too short). Row numbers (the directions' seeds) as in the check's order:
-    parameters 1..P, then each state's steps."""
-    jobs = []
+    """The screen's rows of every parameter block (key: name) and of every state (key: ("state", name), value
+    {t: Row}). The requests go to the model in groups of at most ``SCREEN_CALL_BYTES`` of directions, ONE
+    evaluator call per group (the whole screen at the write-up's size), in this thread. Row numbers (the
+    directions' seeds) as in the check's order: parameters 1..P, then each state's steps."""
+    builders = []
     row_number = 0
     for name, x in params.items():
         row_number += 1
         if (blocks is not None and name not in blocks) or _shape_problem("", pg.get(name), x.shape) is not None:
             continue
-        jobs.append((name, functools.partial(
-            screen.param_row, ev, name, x, np.asarray(pg[name]), seed=seed, row_number=row_number, K=K,
-            method=method, base=base, rtol=rtol, atol=atol, dtype=dtype)))
+        builders.append((name, functools.partial(screen.param_job, name, x, np.asarray(pg[name]), seed=seed,
+                                                 row_number=row_number, K=K, method=method, base=base)))
     for name, g in states.items():
         first = row_number + 1
         row_number += g.shape[0]
-        if (blocks is not None and name not in blocks) or screen.state_rows_bytes(g, K, method) > STATE_SCREEN_BYTES:
+        if blocks is not None and name not in blocks:
             continue
-        jobs.append((("state", name), functools.partial(
-            screen.state_job, ev, name, g, seed=seed, first_row=first, K=K, method=method, base=base, rtol=rtol,
-            atol=atol, dtype=dtype)))
-    scratch = screen.Scratch()                   # the rows' direction arrays, reused from row to row
+        job = functools.partial(screen.state_job, name, g, seed=seed, first_row=first, K=K, method=method, base=base)
+        if screen.state_job_bytes(g, K) <= STATE_SCREEN_BYTES:
+            builders.append((("state", name), job))
+        else:                                    # large states: one request per step
+            builders += [(("state", name), functools.partial(job, steps=[t])) for t in range(g.shape[0])]
+    out: dict = {}
+    group: list = []
+
+    def flush():
+        rows = screen.run(ev, [job for _, job in group], method=method, rtol=rtol, atol=atol, dtype=dtype)
+        for (key, _), job_rows in zip(group, rows):
+            if isinstance(key, tuple):
+                out.setdefault(key, {}).update({r.t: r for r in job_rows})
+            else:
+                out[key] = job_rows[0]
+        group.clear()
+
     with single_threaded_blas():                 # once for all rows (switching OpenBLAS's threads costs)
-        return {key: fn(scratch=scratch) for key, fn in jobs}
+        size = 0
+        for key, build in builders:
+            job = build()
+            if group and size + job.nbytes > SCREEN_CALL_BYTES:
+                flush()
+                size = 0
+            group.append((key, job))
+            size += job.nbytes
+        if group:
+            flush()
+    return out
 
 
-STATE_SCREEN_BYTES = 32 * 2**20   # the screen evaluates all steps of a state in one call below this size
+STATE_SCREEN_BYTES = 32 * 2**20   # a state's directions for all its steps in one request up to this size
+SCREEN_CALL_BYTES = 64 * 2**20    # directions per evaluator call of the screen (requests are grouped up to it)
 
 
 def _json_num(x: float):

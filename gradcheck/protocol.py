@@ -25,8 +25,10 @@ Optional capabilities are declared, never guessed, in an attribute ``capabilitie
     ``loss`` once per direction.
   - ``loss_directions_many(params, requests) -> list of arrays`` (optional, used by the screen): for a list of
     requests ``(kind, name, directions, deltas)``, what ``loss_directions`` returns for each, except that
-    ``deltas`` may be ``(S, K)`` (S steps along each of the K directions; the result is then ``(S, K)``). The
-    screen makes one such call for all its rows (up to a memory bound) instead of one call per row.
+    ``deltas`` may be ``(S, K)`` (S steps along each of the K directions; the result is then ``(S, K)``), and
+    that for a 2-D parameter block ``directions`` may be a pair ``(A, B)`` of arrays ``(K, m)``, ``(K, n)``:
+    rank-1 directions ``directions[k] = outer(A[k], B[k])`` (:func:`dense_directions`). The screen makes one
+    such call for all its rows (up to a memory bound) instead of one call per row.
 
   ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
   (``--workers``, ``--scheduler``): the model must then be picklable and importable there.
@@ -39,6 +41,14 @@ from dataclasses import dataclass
 import numpy as np
 
 KNOWN_CAPABILITIES = frozenset({"complex", "batched"})
+
+
+def dense_directions(directions) -> np.ndarray:
+    """``(K, *shape)`` directions from a direction array (returned as is) or rank-1 factors ``(A, B)``."""
+    if isinstance(directions, tuple):
+        A, B = directions
+        return np.einsum("ki,kj->kij", A, B)
+    return directions
 
 
 class ProtocolError(ValueError):

@@ -18,12 +18,14 @@ is re-checked entry by entry by the full check, automatically.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import finite_diff as fd
+from .protocol import dense_directions
 from .report import Row
-from .tolerance import compare
+from .tolerance import compare_many
 
 NEAR = 0.1               # error/tolerance above this: "near threshold", the row gets the full check
 SCREEN_STREAM = 7        # seed stream id of the screen's directions
@@ -32,134 +34,167 @@ SCREEN_STREAM = 7        # seed stream id of the screen's directions
 def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...], out: np.ndarray | None = None
                    ) -> np.ndarray:
     """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check (written into ``out``, a
-    contiguous float array of that shape, when given)."""
-    rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
+    float array of that shape, when given): every entry +-1, independent."""
     n = K * int(np.prod(shape, dtype=int))
+    v = np.empty((K, *shape)) if out is None else out
+    np.copyto(v, _signs(seed, row_number, n).reshape(K, *shape))
+    return v
+
+
+def factors_for(seed: int, row_number: int, K: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """K rank-1 Rademacher directions for a 2-D block ``(m, n)``: direction k is ``outer(A[k], B[k])`` with
+    ``A`` ``(K, m)`` and ``B`` ``(K, n)`` independent +-1 entries, so every entry of a direction is +-1 and any
+    two entries are independent (what the detection threshold rests on, see the module docstring). Why not
+    dense: a dense direction of a weight block is K*m*n floats written, read for v^T g and read again by the
+    model (7.7 MB per screen at the write-up's size, ~1 ms per pass from memory on this machine); the factors
+    are K*(m+n), and the model's products ``V_k x`` become ``A_k (B_k . x)``."""
+    m, n = shape
+    signs = _signs(seed, row_number, K * (m + n)).astype(np.float64)
+    return signs[:K * m].reshape(K, m), signs[K * m:].reshape(K, n)
+
+
+def _signs(seed: int, row_number: int, n: int) -> np.ndarray:
+    """n independent +-1 (int8) from ``numpy.random.default_rng([seed, SCREEN_STREAM, row_number])``."""
+    rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
     bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8), count=n)
     signs = bits.view(np.int8)
     signs *= 2                          # 0, 1 -> -1, +1 (in int8: 8x less memory traffic than in float64)
     signs -= 1
-    v = np.empty(n) if out is None else out.reshape(-1)
-    np.copyto(v, signs)
-    return v.reshape(K, *shape)
+    return signs
 
 
-class Scratch:
-    """Direction arrays reused by the rows of one check (the four weight blocks share one; fresh multi-MB arrays
-    cost page faults every time)."""
-
-    def __init__(self):
-        self._local = threading.local()          # one set of arrays per thread
-
-    def get(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float64 array of ``shape``; arrays tagged "zeros" are zero when first handed out (callers overwrite
-        the same entries every time)."""
-        arrays = self._local.__dict__.setdefault("arrays", {})
-        key = (tag, tuple(shape))
-        arr = arrays.get(key)
-        if arr is None:
-            arr = np.zeros(shape) if tag == "zeros" else np.empty(shape)
-            arrays[key] = arr
-        return arr
+_POOL = threading.local()
+POOL_BYTES = 64 * 2**20          # direction arrays kept for the next check (fresh multi-MB arrays page-fault)
 
 
-def param_row(ev, name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_number: int, K: int,
-              scratch: Scratch | None = None, method: str, base: float, rtol: float, atol: float, dtype) -> Row:
-    """Screen parameter block ``name`` (the row_number-th row) along K directions in one evaluator call."""
-    offsets = fd.STENCILS[method][0]
-    dirs = (scratch or Scratch()).get("param", (len(offsets) * K, *x.shape))
-    V = directions_for(seed, row_number, K, x.shape, out=dirs[:K])
-    for j in range(1, len(offsets)):            # the same directions for every offset of the stencil
-        dirs[j * K:(j + 1) * K] = V
-    analytic = V.reshape(K, -1) @ np.asarray(g).reshape(-1).real
+def buffer(key, shape: tuple[int, ...]) -> np.ndarray:
+    """A writable float64 array of ``shape``, the same one every time for ``key`` in this thread (while the
+    pool stays under ``POOL_BYTES``). Measured: screening with fresh direction arrays took ~1 ms more per check
+    at the write-up's size, all page faults."""
+    pool = _POOL.__dict__.setdefault("arrays", {})
+    shape = tuple(int(n) for n in shape)
+    arr = pool.get(key)
+    if arr is None or arr.shape != shape:
+        arr = np.empty(shape)
+        size = 8 * int(np.prod(shape, dtype=np.int64))
+        if size <= POOL_BYTES:
+            if sum(a.nbytes for a in pool.values()) + size > POOL_BYTES:
+                pool.clear()
+            pool[key] = arr
+    arr.flags.writeable = True
+    return arr
+
+
+@dataclass
+class Job:
+    """One request of the screen to the model, and the rows it serves.
+
+    ``directions`` ``(n, *shape)`` or rank-1 factors ``(A, B)`` (read-only); ``deltas`` ``(S, n)``: the stencil's S steps along each
+    direction; ``rows``: ``(t, analytic, columns)`` per row (t None for a parameter block): the row's K
+    analytic ``v^T g`` and which of the n directions are its own.
+    """
+
+    kind: str
+    name: str
+    directions: np.ndarray
+    deltas: np.ndarray
+    rows: list
+    delta: float
+
+    @property
+    def nbytes(self) -> int:
+        d = self.directions
+        return sum(a.nbytes for a in d) if isinstance(d, tuple) else d.nbytes
+
+
+def param_job(name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_number: int, K: int, method: str,
+              base: float) -> Job:
+    """Parameter block ``name`` (the row_number-th row) along K directions (rank-1 factors for a 2-D block)."""
+    g = np.asarray(g).real
+    if x.ndim == 2:
+        A, B = V = factors_for(seed, row_number, K, x.shape)
+        analytic = np.einsum("kj,kj->k", A @ g, B)                        # a_k^T G b_k = v_k^T g
+        A.flags.writeable = B.flags.writeable = False
+    else:
+        V = directions_for(seed, row_number, K, x.shape, out=buffer(("param", row_number), (K, *x.shape)))
+        analytic = V.reshape(K, -1) @ g.reshape(-1)
+        V.flags.writeable = False           # a model writing into it fails loudly
     delta = _delta(method, base, max(1.0, float(np.max(np.abs(x)))), g.size)
-    deltas = np.repeat(np.asarray(offsets) * delta, K)
-    L = _losses(ev, "param", name, dirs, deltas).reshape(len(offsets), K)
-    return _row("param", name, None, analytic, L, delta, method=method, rtol=rtol, atol=atol, dtype=dtype)
+    return Job("param", name, V, _stencil(method, delta, K), [(None, analytic, slice(0, K))], delta)
 
 
-def screen_row(ev, kind: str, name: str, t: int | None, x: np.ndarray, g: np.ndarray, V: np.ndarray, *,
-               method: str, base: float, rtol: float, atol: float, dtype) -> Row:
-    """Screen one row. ``x``: the block (params) or ``None`` for a state; ``g``: the analytic gradient of the row
-    (block shape, or the state's step-t slice); ``V``: ``(K, *g.shape)`` directions (for a state, the tap's
-    ``(K, T, *state_shape)`` with only step t nonzero)."""
-    K = V.shape[0]
-    rowV = V if t is None else V[:, t]
-    analytic = np.tensordot(rowV.reshape(K, -1), np.asarray(g).reshape(-1).real, axes=(1, 0))
-    scale = 1.0 if x is None else max(1.0, float(np.max(np.abs(x))))
-    delta = _delta(method, base, scale, g.size)
-    offsets = fd.STENCILS[method][0]
-    dirs = V if len(offsets) == 1 else np.concatenate([V] * len(offsets))
-    deltas = np.concatenate([np.full(K, c * delta) for c in offsets])
-    L = ev.direction_losses(kind, name, dirs, deltas).reshape(len(offsets), K)
-    return _row(kind, name, t, analytic, L, delta, method=method, rtol=rtol, atol=atol, dtype=dtype)
-
-
-def state_rows(ev, name: str, g: np.ndarray, signs: list[np.ndarray], *, method: str, base: float, rtol: float,
-               atol: float, dtype, scratch: Scratch | None = None) -> list[Row]:
-    """Screen every step of state ``name`` in ONE evaluator call: ``g`` ``(T, *state_shape)``, ``signs[t]``
-    ``(K, *state_shape)`` the directions of step t (copies t*K..t*K+K-1 move only the tap at step t)."""
-    T, K = g.shape[0], signs[0].shape[0]
+def state_job(name: str, g: np.ndarray, *, seed: int, first_row: int, K: int, method: str, base: float,
+              steps=None) -> Job:
+    """Steps ``steps`` (None: all) of state ``name`` (``g`` ``(T, *state_shape)``; step t is row
+    ``first_row + t``) in one request: the K copies of step t move only the tap at step t."""
+    T = g.shape[0]
+    steps = list(range(T)) if steps is None else list(steps)
     delta = _delta(method, base, 1.0, g[0].size)
-    offsets = fd.STENCILS[method][0]
-    S = len(offsets)
-    dirs = (scratch or Scratch()).get("zeros", (S * T * K, *g.shape))   # zero off the diagonal blocks
-    D = dirs[:T * K]
-    for t in range(T):
-        D[t * K:(t + 1) * K, t] = signs[t]
-    for j in range(1, S):
-        dirs[j * T * K:(j + 1) * T * K] = D
-    deltas = np.repeat(np.asarray(offsets) * delta, T * K)
-    L = _losses(ev, "state", name, dirs, deltas).reshape(S, T, K)
+    V = buffer(("state", first_row, steps[0], len(steps)), (len(steps) * K, *g.shape))
+    V[:] = 0.0
     rows = []
-    for t in range(T):
-        analytic = signs[t].reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real
-        rows.append(_row("state", name, t, analytic, L[:, t], delta, method=method, rtol=rtol, atol=atol,
-                         dtype=dtype))
-    return rows
+    for j, t in enumerate(steps):
+        signs = directions_for(seed, first_row + t, K, g.shape[1:], out=V[j * K:(j + 1) * K, t])
+        V[j * K:(j + 1) * K, t] = signs
+        rows.append((t, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real, slice(j * K, (j + 1) * K)))
+    V.flags.writeable = False
+    return Job("state", name, V, _stencil(method, delta, len(steps) * K), rows, delta)
 
 
-def state_job(ev, name: str, g: np.ndarray, *, seed: int, first_row: int, K: int, scratch: Scratch | None = None,
-              **kw) -> dict:
-    """:func:`state_rows` of state ``name`` whose step t is row ``first_row + t``; returns {t: Row}."""
-    signs = [directions_for(seed, first_row + t, K, g.shape[1:]) for t in range(g.shape[0])]
-    return {r.t: r for r in state_rows(ev, name, g, signs, scratch=scratch, **kw)}
+def state_job_bytes(g: np.ndarray, K: int) -> int:
+    """Memory of the directions of :func:`state_job` over all steps (the checker screens step by step above a
+    limit)."""
+    return 8 * K * g.shape[0] * g.size
 
 
-def _losses(ev, kind, name, dirs, deltas):
-    """The evaluator call on a reused scratch array, read-only meanwhile (a model writing into it fails loudly
-    instead of changing the next row's directions)."""
+def run(ev, jobs: list[Job], *, method: str, rtol: float, atol: float, dtype) -> list[list[Row]]:
+    """Evaluate ``jobs`` in ONE evaluator call when it offers ``direction_losses_many`` (else one call per job)
+    and compare every row at once; returns each job's rows."""
+    requests = [(j.kind, j.name, j.directions, j.deltas) for j in jobs]
+    many = getattr(ev, "direction_losses_many", None)
+    if many is not None:
+        losses = many(requests)
+    else:
+        losses = [_one_request(ev, *r) for r in requests]
+    weights = fd.STENCILS[method][1]
+    analytic, numeric, noise, where = [], [], [], []
+    for n, (job, L) in enumerate(zip(jobs, losses)):
+        L = np.asarray(L).reshape(job.deltas.shape)
+        h = np.full(L.shape[1], job.delta)
+        num = L[0].imag / h if method == "complex" else sum(w * Lc.real for w, Lc in zip(weights, L)) / h
+        rnoise = fd.round_off_noise(L, h, method, dtype)
+        for t, a, cols in job.rows:
+            analytic.append(a)
+            numeric.append(num[cols])
+            noise.append(rnoise[cols])
+            where.append((n, t))
+    comps = compare_many(np.array(analytic), np.array(numeric), np.array(noise), rtol=rtol, atol=atol)
+    out: list[list[Row]] = [[] for _ in jobs]
+    for (n, t), a, num, c in zip(where, analytic, numeric, comps):
+        job = jobs[n]
+        out[n].append(Row(kind=job.kind, name=job.name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
+                          max_rel_err=c.max_rel_err, worst_index=[], analytic=float(a[c.worst]),
+                          numeric=float(num[c.worst]), tolerance=c.tolerance, ratio=c.ratio, checked=int(a.size)))
+    return out
+
+
+def _one_request(ev, kind, name, V, deltas):
+    """One ``direction_losses`` call for a request with ``(S, n)`` deltas (the directions repeated S times)."""
+    S = deltas.shape[0]
+    V = dense_directions(V)
+    dirs = V if S == 1 else np.concatenate([V] * S)
     dirs.flags.writeable = False
-    try:
-        return ev.direction_losses(kind, name, dirs, deltas)
-    finally:
-        dirs.flags.writeable = True
+    return np.asarray(ev.direction_losses(kind, name, dirs, deltas.reshape(-1))).reshape(deltas.shape)
 
 
-def state_rows_bytes(g: np.ndarray, K: int, method: str) -> int:
-    """Memory of :func:`state_rows`' direction array (the checker screens row by row above a limit)."""
-    return 8 * K * g.shape[0] * g.size * len(fd.STENCILS[method][0])
+def _stencil(method: str, delta: float, n: int) -> np.ndarray:
+    """The stencil's steps along each of n directions, ``(S, n)``."""
+    return np.repeat(np.asarray(fd.STENCILS[method][0])[:, None] * delta, n, axis=1)
 
 
 def _delta(method: str, base: float, scale: float, n: int) -> float:
     # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
     return base * scale if method == "complex" else base * scale / np.sqrt(n)
-
-
-def _row(kind, name, t, analytic, L, delta, *, method, rtol, atol, dtype) -> Row:
-    """Compare ``analytic`` ``(K,)`` with the stencil of losses ``L`` ``(offsets, K)`` at step ``delta``."""
-    K = analytic.shape[0]
-    weights = fd.STENCILS[method][1]
-    h = np.full(K, delta)
-    if method == "complex":
-        numeric = L[0].imag / h
-    else:
-        numeric = sum(w * Lc.real for w, Lc in zip(weights, L)) / h
-    noise = fd.round_off_noise(L, h, method, dtype)
-    c = compare(analytic, numeric, noise, rtol=rtol, atol=atol)
-    return Row(kind=kind, name=name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
-               max_rel_err=c.max_rel_err, worst_index=[], analytic=float(analytic[c.worst]),
-               numeric=float(numeric[c.worst]), tolerance=c.tolerance, ratio=c.ratio, checked=int(K))
 
 
 def needs_full(row: Row) -> bool:

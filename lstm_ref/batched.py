@@ -561,14 +561,23 @@ def direction_losses_many(params, xs, ys, *, variant="simple", loss="full", h0=N
             d = reqs[n][3]
             out[n] = base.L + 1j * (d.imag * part)
         return _shaped(out, requests)
-    wdt = np.result_type(base.dt, *[reqs[n][3].dtype for n in live], *[reqs[n][2].dtype for n in live])
+    wdt = np.result_type(base.dt, *[reqs[n][3].dtype for n in live],
+                         *[f.dtype for n in live for f in _factors(reqs[n][2])])
     if wdt != base.dt:                            # general complex step: the real-path code in complex arithmetic
         base = _base(None, params, xs, ys, variant, loss, h0, s0, wdt)
-    batch = _Batch(base, [(k, nm, V.astype(wdt, copy=False), d.astype(wdt)) for k, nm, V, d in
-                          (reqs[n] for n in live)], dual=False)
+    batch = _Batch(base, [(k, nm, _cast(V, wdt), d.astype(wdt)) for k, nm, V, d in (reqs[n] for n in live)],
+                   dual=False)
     for n, part in zip(live, batch.split(_real_batch(base, batch))):     # (S*K,) -> (S, K) in _shaped
         out[n] = part
     return _shaped(out, requests)
+
+
+def _factors(V):
+    return V if isinstance(V, tuple) else (V,)
+
+
+def _cast(V, dt):
+    return tuple(f.astype(dt, copy=False) for f in V) if isinstance(V, tuple) else V.astype(dt, copy=False)
 
 
 def _shaped(out, requests):
@@ -577,9 +586,18 @@ def _shaped(out, requests):
 
 
 def _direction_request(base, params, kind, name, directions, deltas):
-    """Validate one request; returns ``(kind, name, V, d)`` with ``d`` ``(S, K)``."""
+    """Validate one request; returns ``(kind, name, V, d)`` with ``d`` ``(S, K)`` and ``V`` an array or, for a
+    weight block, rank-1 factors ``(A (K, H), B (K, X+H))``: ``V_k = outer(A_k, B_k)``."""
     H, T = base.H, base.T
     d = np.asarray(deltas)
+    if isinstance(directions, tuple) and kind == "param" and name in WEIGHTS:
+        A, B = (np.asarray(f) for f in directions)
+        K = d.shape[-1] if d.ndim in (1, 2) else -1
+        if (d.ndim not in (1, 2) or A.shape != (K, H) or B.shape != (K, base.X + H) or not _all_finite(d)
+                or not _all_finite(A) or not _all_finite(B)):
+            raise ValueError(f"directions, deltas: expected finite rank-1 factors of shapes (K, {H}), "
+                             f"(K, {base.X + H}) and deltas (K,) or (S, K), got {A.shape}, {B.shape} and {d.shape}")
+        return kind, name, (A, B), d.reshape(-1, K)
     V = np.asarray(directions)
     if kind == "param":
         if name not in params:
@@ -620,9 +638,15 @@ class _Batch:
             S = d.shape[0]
             cols = slice(col, col + d.size)
             dsc = None if dual else (d * base.sc[rows.start]).reshape(1, -1)    # pre-scaled like the gate's rows
-            if name in WEIGHTS:                   # U[t] (H, S*K): column (s, k) is V_k [x(t), h(t-1)], unperturbed h
+            if isinstance(V, tuple):              # rank-1: V_k x = A_k (B_k . x)
+                A, B = V
+                U = A.T[None, :, :] * (B @ base.xc.T.astype(dt, copy=False)).T[:, None, :]    # (T, H, K)
+                self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U,
+                                    _RankOneRecurrent(A, B[:, X:], S), None))
+            elif name in WEIGHTS:                 # U[t] (H, S*K): column (s, k) is V_k [x(t), h(t-1)], unperturbed h
                 U = np.ascontiguousarray(_xc_products(base, V, dt).transpose(0, 2, 1))
-                self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U, V[:, :, X:], None))
+                self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U,
+                                    _DenseRecurrent(V[:, :, X:]), None))
             else:
                 self.params.append((gi, rows, cols, dsc, None, None, np.tile(V.T, (1, S)) if S > 1 else V.T))
             col += d.size
@@ -669,6 +693,29 @@ class _Batch:
         return (v * s if s.any() else None), (v * ~s if not s.all() else None)
 
 
+class _DenseRecurrent:
+    """``dh -> V_k[:, X:] dh_k`` for every column (s, k) of ``dh`` ``(H, S*K)``; ``Vh`` ``(K, H, H)``."""
+
+    def __init__(self, Vh):
+        self.Vh = Vh
+
+    def __call__(self, dh):
+        K = self.Vh.shape[0]                      # (S matvec stacks; a contiguous right operand: BLAS)
+        return np.concatenate([np.matmul(self.Vh, np.ascontiguousarray(dh[:, j:j + K].T)[:, :, None])[:, :, 0].T
+                               for j in range(0, dh.shape[1], K)], axis=1)
+
+
+class _RankOneRecurrent:
+    """The same for rank-1 directions ``V_k = outer(A_k, B_k)``: ``A_k (B_k[X:] . dh_k)``."""
+
+    def __init__(self, A, Bh, S):
+        self.At = np.tile(A.T, (1, S))            # (H, S*K)
+        self.Bht = np.tile(Bh.T, (1, S))          # (H, S*K)
+
+    def __call__(self, dh):
+        return self.At * np.einsum("hj,hj->j", self.Bht, dh)
+
+
 def _real_batch(base, b: _Batch):
     """Losses ``(N,)`` of the batch's copies (real or general complex arithmetic)."""
     H, T, dt = base.H, base.T, base.dt
@@ -696,10 +743,7 @@ def _real_batch(base, b: _Batch):
                 if U is None:
                     Z[rows, cols] += Vt * dsc
                 else:                             # V_k [x(t), h_k(t-1)] = U[t, k] + V_k[:, X:] (h_k(t-1) - h(t-1))
-                    d_h = np.subtract(hp[:, cols], base.hprev[t][:, None], out=tmp[:, cols])
-                    K = Vh.shape[0]
-                    corr = np.concatenate([np.matmul(Vh, d_h[:, j:j + K].T[:, :, None])[:, :, 0].T
-                                           for j in range(0, d_h.shape[1], K)], axis=1)
+                    corr = Vh(np.subtract(hp[:, cols], base.hprev[t][:, None], out=tmp[:, cols]))
                     corr += U[t]
                     corr *= dsc
                     Z[rows, cols] += corr

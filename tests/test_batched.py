@@ -267,11 +267,14 @@ def test_direction_losses_many_equal_one_at_a_time(x_dim, hidden, steps, variant
         if kind == "state":
             for k in range(K):                   # copy k starts at a random step (== steps: untouched)
                 V[k, :rng.integers(0, steps + 1)] = 0.0
+        if len(shape) == 2 and kind == "param" and rng.random() < 0.5:     # rank-1 factors of a weight block
+            V = (rng.choice([-1.0, 1.0, 0.7], size=(K, shape[0])), rng.choice([-1.0, 1.0, 0.3], size=(K, shape[1])))
         requests.append((kind, name, V, deltas))
     got = m.loss_directions_many(params, requests)
     assert len(got) == len(requests)
     for (kind, name, V, d), g in zip(requests, got):
         assert g.shape == d.shape, (kind, name)
+        V = np.einsum("ki,kj->kij", *V) if isinstance(V, tuple) else V
         flat_d = d.reshape(-1)
         want = directions_one_at_a_time(m, params, kind, name, np.concatenate([V] * (d.size // K)), flat_d)
         g = g.reshape(-1)
@@ -292,3 +295,8 @@ def test_direction_losses_many_rejects_bad_requests_by_name():
     with pytest.raises(ValueError, match="not a parameter block"):
         m.loss_directions_many(params, [("param", "nope", V, np.ones(2))])
     assert m.loss_directions_many(params, []) == []
+    A, B = np.ones((2, 3)), np.ones((2, 5))
+    with pytest.raises(ValueError, match="rank-1 factors"):
+        m.loss_directions_many(params, [("param", "wg", (A, B[:, :4]), np.ones(2))])
+    with pytest.raises(ValueError, match="rank-1 factors"):
+        m.loss_directions_many(params, [("param", "wg", (A, B * np.nan), np.ones(2))])

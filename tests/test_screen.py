@@ -107,7 +107,8 @@ def test_full_check_coverage_is_everything():
 
 
 def test_screen_directions_are_read_only_for_the_model():
-    """The screen reuses its direction arrays from row to row: a model must not be able to change them."""
+    """The analytic side v^T g is computed from the same direction arrays: a model must not be able to change
+    them, through either of the screen's calls."""
     from gradcheck.protocol import ModelError
 
     class Writes(ReferenceLSTM):
@@ -115,8 +116,17 @@ def test_screen_directions_are_read_only_for_the_model():
             directions[0] = 0.0
             return super().loss_directions(params, kind, name, directions, deltas)
 
-    with pytest.raises(ModelError, match="read-only"):
-        check(Writes(3, 4, 2), mode="screen")
+    class WritesMany(ReferenceLSTM):
+        def loss_directions_many(self, params, requests):
+            requests[-1][2][0] = 0.0
+            return super().loss_directions_many(params, requests)
+
+    class Plain(Writes):                         # only loss_directions: one call per row
+        loss_directions_many = None
+
+    for model in (WritesMany(3, 4, 2), Plain(3, 4, 2)):
+        with pytest.raises(ModelError, match="read-only"):
+            check(model, mode="screen")
     a, b = check(ReferenceLSTM(3, 4, 2), mode="screen"), check(ReferenceLSTM(3, 4, 2), mode="screen")
     assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
 
