@@ -23,6 +23,7 @@ from .protocol import ModelError, ProtocolError, call_model, dense_directions
 
 BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
+_CORES = os.cpu_count() or 1
 TASKS_PER_CALL = 8                  # chunks are grouped into about this many tasks per call on an executor
 
 
@@ -69,7 +70,7 @@ class ChunkedEvaluator:
         self.progress = progress
         if threads is None:
             with single_threaded_blas() as limited:
-                threads = (os.cpu_count() or 1) if limited and executor is None else 1
+                threads = _CORES if limited and executor is None else 1
         self.threads = int(threads) if executor is None else 1
         self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):

@@ -47,8 +47,8 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
     """Check ``model``'s analytic gradients against numerical derivatives over every entry.
 
     ``method``: ``"central"``, ``"richardson"``, ``"complex"`` (models declaring the "complex" capability) or
-    ``"auto"`` (the default: central, except complex step for float32 models declaring "complex"; see
-    :func:`gradcheck.finite_diff.resolve_method`). The report records the method actually used.
+    ``"auto"`` (the default: central, except complex step for models declaring "complex" that are float32 or
+    are screened; see :func:`gradcheck.finite_diff.resolve_method`). The report records the method used.
     ``eps``: base step (default per method and dtype, see :mod:`gradcheck.finite_diff`). ``rtol``/``atol``:
     see :mod:`gradcheck.tolerance`. ``seed``: seed of every random draw (screen directions, sampled entries),
     recorded in the report (the full check itself draws nothing).
@@ -83,7 +83,7 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
     t0 = time.perf_counter()
     spec = inspect_model(model)
     method_requested = method
-    method = fd.resolve_method(method, spec.dtype, spec.capabilities)
+    method = fd.resolve_method(method, spec.dtype, spec.capabilities, mode)
     if method == "complex" and "complex" not in spec.capabilities:
         raise ProtocolError(
             "method 'complex' needs a model that accepts complex parameters; this one does not declare the "

@@ -53,8 +53,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="seed of every random draw (default 0)")
     chk = p.add_argument_group("check")
     chk.add_argument("--method", choices=["auto", *METHODS], default="auto",
-                     help="auto (default: central; complex step for float32 models declaring 'complex'), "
-                          "central, richardson, complex")
+                     help="auto (default: central; complex step for models declaring 'complex' that are float32 "
+                          "or screened with --mode screen), central, richardson, complex")
     chk.add_argument("--eps", type=positive_float, help="base step (default: per method and dtype)")
     chk.add_argument("--rtol", type=positive_float, help="relative tolerance (default: per method and dtype)")
     chk.add_argument("--atol", type=nonneg_float, help="absolute tolerance floor (default 0)")

@@ -22,7 +22,7 @@ import numpy as np
 from .protocol import ProtocolError, as_scalar_loss, call_model
 
 METHODS = ("central", "richardson", "complex")
-AUTO = "auto"      # central, except complex step for float32 models that declare "complex" (see resolve_method)
+AUTO = "auto"      # central, except complex step for models that declare "complex" when float32 or screening
 
 # (offsets c_k, weights w_k): derivative = sum_k w_k L(x + c_k h) / h
 STENCILS = {
@@ -33,16 +33,21 @@ STENCILS = {
 EVALUATIONS = {m: len(STENCILS[m][0]) for m in METHODS}
 
 
-def resolve_method(method: str, dtype, capabilities) -> str:
-    """``"auto"``: complex step for a float32 model that declares "complex", central differences otherwise.
+def resolve_method(method: str, dtype, capabilities, mode: str = "full") -> str:
+    """``"auto"``: complex step for a model that declares "complex" when it is float32 or when the check is a
+    screen (``mode="screen"``); central differences otherwise.
 
-    Why: in float32 a central difference is good to ~1e-4..1e-2 of a row's scale at best (round-off eps/h with
+    Why float32: a central difference is good to ~1e-4..1e-2 of a row's scale at best (round-off eps/h with
     eps = 1.2e-7), so rows whose gradient is small next to the loss cannot see even a 10% error; the complex
-    step has no cancellation and reaches the float32 resolution of the analytic side. float64 keeps central.
+    step has no cancellation and reaches the float32 resolution of the analytic side.
+    Why the screen: a screen row catches a single wrong entry e only above ~rtol * max_k |v_k^T g|, and the
+    complex step's rtol is 1e-9 against central's 1e-6 (float64): the screen becomes ~1000x more sensitive
+    (measured: ``python benchmarks/run.py``, docs/benchmarks.md), and it costs K evaluations per row, not 2K.
+    A float64 full check keeps central differences, the method users expect and peers use.
     """
     if method != AUTO:
         return method
-    if np.dtype(dtype).itemsize < 8 and "complex" in capabilities:
+    if "complex" in capabilities and (np.dtype(dtype).itemsize < 8 or mode == "screen"):
         return "complex"
     return "central"
 

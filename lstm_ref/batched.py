@@ -45,8 +45,8 @@ DUAL_MAX_STEP = 1e-12          # largest |Im delta| for the dual-number complex-
 class _Base:
     """The unperturbed pass and everything the copies reuse. T steps, H hidden, X inputs.
 
-    W ``(4H, X+H)`` stacked gates (g, i, f, o); ``WhTs`` ``(H, 4H)`` the recurrent part transposed, ``Ws`` ``(4H,
-    H)`` not transposed; ``zx`` ``(T, 4H)`` = ``W_x x(t) + b``; ``z``, ``a`` ``(T, 4H)`` pre-activations and activations; ``s``, ``h``,
+    W ``(4H, X+H)`` stacked gates (g, i, f, o); ``Ws`` ``(4H, H)`` the recurrent part; ``zx`` ``(T, 4H)`` =
+    ``W_x x(t) + b``; ``z``, ``a`` ``(T, 4H)`` pre-activations and activations; ``s``, ``h``,
     ``sprev``, ``hprev`` ``(T, H)`` (``*prev[t]`` is the state at t-1); ``l`` ``(T,)`` per-step losses.
     ``sc`` ``(4H,)`` the activation pre-scaling; ``*s`` suffix: scaled by ``sc``.
     """
@@ -60,14 +60,13 @@ class _Base:
         X, T = self.X, self.T
         self.sc = np.full(4 * H, -1.0, dt)
         self.sc[:H] = -2.0
-        self.WhTs = np.empty((H, 4 * H), dt)                 # the recurrent part, transposed and pre-scaled
+        self.Ws = np.empty((4 * H, H), dt)                   # the recurrent part, pre-scaled
         self.zx = np.empty((T, 4 * H), dt)                   # W_x x(t) + b, for every step
         for q, (w, b) in enumerate(zip(WEIGHTS, BIASES)):
             Wq = np.asarray(params[w], dt)
-            self.WhTs[:, q * H:(q + 1) * H] = Wq[:, X:].T
+            self.Ws[q * H:(q + 1) * H] = Wq[:, X:]
             self.zx[:, q * H:(q + 1) * H] = self.xs @ Wq[:, :X].T + np.asarray(params[b], dt)
-        self.WhTs *= self.sc
-        self.Ws = np.ascontiguousarray(self.WhTs.T)          # (4H, H): copies are columns, see _buffers
+        self.Ws *= self.sc[:, None]
         self.zxs = self.zx * self.sc
         T = self.T
         self.zs = np.empty((T, 4 * H), dt)
@@ -79,7 +78,7 @@ class _Base:
         sp = np.zeros(H, dt) if s0 is None else np.asarray(s0, dt)
         for t in range(T):
             self.hprev[t], self.sprev[t] = hp, sp
-            self.zs[t] = hp @ self.WhTs + self.zxs[t]
+            self.zs[t] = self.Ws @ hp + self.zxs[t]
             a = _activate(self.zs[t][:, None].copy(), H)[:, 0]
             self.a[t] = a
             s = a[:H] * a[H:2 * H] + sp * a[2 * H:3 * H]
@@ -111,6 +110,11 @@ class _Base:
                     wl[:] = 2.0 * (self.h - self.ys)
                 self.dact = dact
                 self.ts = np.tanh(self.s) if self.variant == "tanh" else None
+                # the cell's tangent as multipliers of the pre-activation tangents (see _dual_cell)
+                g, i, o = a[:, :H], a[:, H:2 * H], a[:, 3 * H:]
+                last = self.s if self.ts is None else self.ts
+                self.dcoef = dact * np.concatenate([i, g, self.sprev, last], axis=1)
+                self.ds_dh = o if self.ts is None else (1.0 - self.ts ** 2) * o
                 self.Wh = self.Ws / self.sc[:, None]                   # exact: sc is -1 or -2
                 self.wl = wl
         return self
@@ -486,34 +490,24 @@ def _dual_from(base, t0, r, ds_r, dh_r, pert):
             np.matmul(base.Wh, dhp, out=dZ)
         if pert is not None:                      # d(coef * delta)/d delta at the unperturbed point
             dZ[pert.col, ar] += pert.coef(base, t)
-        dZ *= base.dact[t][:, None]
         _dual_cell(base, t, dZ, dsp, dhp)
         dl += base.wl[t] @ dhp
     return dl
 
 
-def _dual_cell(base, t, dA, dsp, dhp):
-    """In place: gate tangents ``dA (4H, K)`` and ``dsp`` ``(H, K)`` (tangent of s(t-1)) -> ``dsp`` = ds(t),
-    ``dhp`` = dh(t)."""
+def _dual_cell(base, t, dZ, dsp, dhp):
+    """In place: pre-activation tangents ``dZ (4H, K)`` and ``dsp`` ``(H, K)`` (tangent of s(t-1)) -> ``dsp`` =
+    ds(t), ``dhp`` = dh(t). With the gate tangents dA = act'(z) dZ:
+    ds = dg*i + g*di + ds(t-1)*f + s(t-1)*df; dh = ds*o + s*do (tanh variant: tanh'(s)*o*ds + tanh(s)*do),
+    the multipliers act'(z) * (i, g, s(t-1), s | tanh(s)) taken together in ``base.dcoef``."""
     H = base.H
-    a = base.a[t][:, None]
-    g, i, f, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-    dG, dI, dF, dO = dA[:H], dA[H:2 * H], dA[2 * H:3 * H], dA[3 * H:]
-    dsp *= f                                      # ds = dg*i + g*di + ds(t-1)*f + s(t-1)*df
-    dG *= i
-    dsp += dG
-    dI *= g
-    dsp += dI
-    dF *= base.sprev[t][:, None]
-    dsp += dF
-    if base.variant == "simple":                  # dh = ds*o + s*do
-        np.multiply(dsp, o, out=dhp)
-        dO *= base.s[t][:, None]
-    else:                                         # dh = tanh'(s)*o*ds + tanh(s)*do
-        ts = base.ts[t][:, None]
-        np.multiply(dsp, (1.0 - ts ** 2) * o, out=dhp)
-        dO *= ts
-    dhp += dO
+    dZ *= base.dcoef[t][:, None]
+    dsp *= base.a[t, 2 * H:3 * H, None]           # ds(t-1)*f
+    dsp += dZ[:H]
+    dsp += dZ[H:2 * H]
+    dsp += dZ[2 * H:3 * H]
+    np.multiply(dsp, base.ds_dh[t][:, None], out=dhp)
+    dhp += dZ[3 * H:]
 
 
 # -------------------------------------------------------------------------------------- direction batches
@@ -782,13 +776,11 @@ def _dual_batch(base, b: _Batch):
                 dZ[rows, cols] = Vt if U is None else U[0]
             else:
                 dZ[rows, cols] += Vt if U is None else U[t]
-        dZ[:, :n1] *= base.dact[t][:, None]       # joining tap copies: zero gate tangents and ds(t-1)
-        _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])
+        _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])      # joining tap copies: zero tangents
         s_tap, h_tap = b.tap_rows(t, n1)
         if s_tap is not None:                     # the tap on s(t) enters before h(t) reads it
             dsp[:, P:n1] += s_tap
-            o = base.a[t, 3 * H:]
-            dhp[:, P:n1] += s_tap * (o if base.variant == "simple" else (1.0 - base.ts[t] ** 2) * o)[:, None]
+            dhp[:, P:n1] += s_tap * base.ds_dh[t][:, None]
         if h_tap is not None:
             dhp[:, P:n1] += h_tap
         dl[:n1] += base.wl[t] @ dhp[:, :n1]
