@@ -161,22 +161,23 @@ def torch_gradcheck_time(m: ReferenceLSTM, *, full: bool):
     return dt * total / n, n, bool(ok)
 
 
-def screen_time(m, method, repeat=7):
-    check(m, mode="screen", method=method)
+def screen_time(m, method, repeat=21):
+    for _ in range(3):
+        check(m, mode="screen", method=method)
     times = sorted(_timed(lambda: check(m, mode="screen", method=method)) for _ in range(repeat))
     return times[len(times) // 2]
 
 
 def threshold_table(cases, seeds=range(3)):
-    """For each (size, K, block): the smallest planted single-entry error (relative to the block's max |g|) at
-    which the screen escalates the block to the full check, and at which the screen row itself fails (worst of
-    the seeds; the planted entry differs per seed)."""
+    """For each (size, K, block, method): the smallest planted single-entry error (relative to the block's max
+    |g|) at which the screen escalates the block to the full check, and at which the screen row itself fails
+    (worst of the seeds; the planted entry differs per seed)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     from _planted import Planted, entry_bug
 
-    rels = [10.0 ** e for e in np.arange(-8, -0.4, 0.5)]
+    rels = [10.0 ** e for e in np.arange(-12, -0.4, 0.5)]
     rows = []
-    for shape, K, block in cases:
+    for shape, K, block, method in cases:
         found = {"fail": [], "escalate": []}
         for seed in seeds:
             size = Planted(*shape, seed=seed).parameters()[block].shape
@@ -184,7 +185,8 @@ def threshold_table(cases, seeds=range(3)):
             first_fail = first_esc = None
             for rel in rels:
                 m = Planted(*shape, seed=seed, plant=entry_bug(block, idx, rel))
-                r = check(m, mode="screen", directions=K, diagnose=False, seed=seed, blocks=[block])
+                r = check(m, mode="screen", directions=K, diagnose=False, seed=seed, blocks=[block],
+                          method=method)
                 if first_esc is None and block in r.settings["screen"]["escalated_to_full"]:
                     first_esc = rel
                 ratio = float(r.settings["screen"]["screen_ratios"][block])
@@ -194,7 +196,7 @@ def threshold_table(cases, seeds=range(3)):
                     break
             found["fail"].append(first_fail)
             found["escalate"].append(first_esc)
-        rows.append((shape, K, block, int(np.prod(size)), max(v or np.inf for v in found["escalate"]),
+        rows.append((shape, K, block, method, int(np.prod(size)), max(v or np.inf for v in found["escalate"]),
                      max(v or np.inf for v in found["fail"])))
     return rows
 
@@ -253,7 +255,7 @@ def main(argv=None) -> int:
             extra = "" if args.full_baselines else f" (extrapolated from {tg[1]} entries)"
             row(f"torch.autograd.gradcheck exact{extra}", E, tg[0], passed=tg[2])
         small = size[2] <= 4
-        rep = 3 if small else 1
+        rep = 3 if small else 2
         dt, peak, r = timed_check(m, repeat=rep, memory=small)
         row(f"gradcheck full, central (batched; best of {rep})", E, dt, _mb(peak), r.passed)
         dtc, peakc, rc = timed_check(m, repeat=rep, memory=small, method="complex")
@@ -265,7 +267,8 @@ def main(argv=None) -> int:
             K = 16
             rows_n = 8 + 2 * m.steps
             evals = rows_n * K * fd.EVALUATIONS[method]
-            emit(f"| {size} | screen, 16 directions, {method} (median of 7, whole check() call) | {evals:,} | "
+            default = " = the default, --method auto" if method == "complex" else ""
+            emit(f"| {size} | screen, 16 directions, {method}{default} (median of 21, whole check() call) | {evals:,} | "
                  f"{st * 1e3:.1f} ms | | | | | | |")
     emit()
     emit("Naive-equivalent GFLOP/s = evaluations x the FLOPs of one plain forward pass (8 H (X+H) T) / time: the "
@@ -322,19 +325,21 @@ def main(argv=None) -> int:
 
     # ---- screen detection threshold
     emit()
-    emit("## Screen detection threshold (single wrong entry; float64 central, rtol 1e-6)")
+    emit("## Screen detection threshold (single wrong entry; float64; central rtol 1e-6, complex step rtol 1e-9)")
     emit()
     emit("Smallest planted error (relative to the block's max |gradient|) at which the screen escalates the block "
          "to the full check (its error/tolerance > 0.1; the full check then flags and localises the entry), and at "
          "which the screen row alone fails (error/tolerance > 1); worst over 3 seeds, errors scanned in steps of "
-         "10^0.5. The full check alone flags ~1e-6 (its rtol).")
+         "10^0.5 from 1e-12. Directions: rank-1 Rademacher for the weight blocks (wi), dense for the biases (bo). "
+         "The full check alone flags ~rtol (1e-6 central, 1e-9 complex step).")
     emit()
-    emit("| size | directions K | block | entries | escalated from | screen row fails from |")
-    emit("|---|---|---|---|---|---|")
-    cases = [((8, 20, 4), K, b) for K in (4, 16, 64) for b in ("wi", "bo")]
-    cases += [((50, 100, 4), 16, "wi"), ((50, 100, 4), 16, "bo")]
-    for shape, K, block, n, esc, fail in threshold_table(cases):
-        emit(f"| {shape} | {K} | {block} | {n:,} | {esc:.0e} | {fail:.0e} |")
+    emit("| size | directions K | block | method | entries | escalated from | screen row fails from |")
+    emit("|---|---|---|---|---|---|---|")
+    cases = [((8, 20, 4), K, b, "central") for K in (4, 16, 64) for b in ("wi", "bo")]
+    cases += [((8, 20, 4), 16, b, "complex") for b in ("wi", "bo")]
+    cases += [((50, 100, 4), 16, b, meth) for meth in ("central", "complex") for b in ("wi", "bo")]
+    for shape, K, block, meth, n, esc, fail in threshold_table(cases):
+        emit(f"| {shape} | {K} | {block} | {meth} | {n:,} | {esc:.0e} | {fail:.0e} |")
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
