@@ -1,17 +1,21 @@
 """The random-projection screen: v^T g against the directional finite difference, per block and per (state, t).
 
 For every parameter block and every state at every step, K random Rademacher directions v (entries +-1, drawn
-from ``numpy.random.default_rng([seed, SCREEN_STREAM, row])``) are compared: the analytic ``v^T g`` against the
-finite difference of L along v (same method as the check: central, richardson or complex step). That is 2K loss
-evaluations per row for central (K for complex step), instead of 2 per entry.
+from ``numpy.random.default_rng([seed, SCREEN_STREAM, row])``; for a 2-D block rank-1, ``v = a b^T`` with a and b
++-1 vectors: every entry still +-1 and any two entries independent, see :func:`factors_for`) are compared: the
+analytic ``v^T g`` against the finite difference of L along v (same method as the check: central, richardson or
+complex step; ``--method auto`` screens with complex step where the model allows it). That is 2K loss
+evaluations per row for central (K for complex step), instead of 2 per entry; all rows go to the model in one
+call when it offers ``loss_directions_many`` (see :mod:`gradcheck.protocol`).
 
 What it misses (the detection threshold). A single entry j wrong by e shifts every ``v_k^T g`` by ``+-e``; the
 row's tolerance is that of :func:`gradcheck.tolerance.compare` applied to the K directional derivatives, about
 ``rtol * max_k |v_k^T g|`` (``~ rtol * ||g||_2 * sqrt(2 ln 2K)``) plus the round-off floor. So the screen catches a
 single-entry error e only when ``|e| >~ rtol * max_k |v_k^T g|``: roughly ``sqrt(n)`` times less sensitive than
 the full check on a block of n entries with entries of similar size (measured in ``benchmarks/run.py``). Errors
-spread over a block (a scaled block, a dropped term) shift ``v^T g`` by about their own 2-norm, so they are
-caught much like by the full check. Because of that, any row whose error/tolerance exceeds ``NEAR`` (or fails)
+spread over a block (a scaled block, a dropped term) shift ``v^T g`` by about their own 2-norm (the mean square of
+``v^T e`` is ``||e||^2`` for dense and rank-1 directions alike, since any two entries of v are independent), so
+they are caught much like by the full check. Because of that, any row whose error/tolerance exceeds ``NEAR`` (or fails)
 is re-checked entry by entry by the full check, automatically.
 """
 
@@ -56,7 +60,7 @@ def factors_for(seed: int, row_number: int, K: int, shape: tuple[int, int]) -> t
 def _signs(seed: int, row_number: int, n: int) -> np.ndarray:
     """n independent +-1 (int8) from ``numpy.random.default_rng([seed, SCREEN_STREAM, row_number])``."""
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
-    bits = np.unpackbits(rng.integers(0, 256, size=(n + 7) // 8, dtype=np.uint8), count=n)
+    bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
     signs = bits.view(np.int8)
     signs *= 2                          # 0, 1 -> -1, +1 (in int8: 8x less memory traffic than in float64)
     signs -= 1

@@ -760,9 +760,7 @@ def _dual_batch(base, b: _Batch):
     """Directional derivatives ``(N,)`` of L for the batch's copies (unit seeds), by tangent propagation."""
     H, T, dt = base.H, base.T, base.dt
     N, P = b.N, b.np
-    dhp = np.zeros((H, N), dt)
-    dsp = np.zeros((H, N), dt)
-    dZ = np.zeros((4 * H, N), dt)
+    dZ, dhp, dsp, _ = _buffers(N, H, dt)          # reused scratch: a copy's columns are zeroed when it joins
     dl = np.zeros(N, dt)
     n0 = 0
     for t in range(T):
@@ -771,12 +769,12 @@ def _dual_batch(base, b: _Batch):
             continue
         if n0:
             np.matmul(base.Wh, dhp[:, :n0], out=dZ[:, :n0])
+        if n1 > n0:                               # copies joining at t: no tangent yet (z, s(t-1))
+            dZ[:, n0:n1] = 0.0
+            dsp[:, n0:n1] = 0.0
         for gi, rows, cols, dsc, U, Vh, Vt in b.params:  # exact tangent: x_c at the unperturbed point
-            if t == 0:
-                dZ[rows, cols] = Vt if U is None else U[0]
-            else:
-                dZ[rows, cols] += Vt if U is None else U[t]
-        _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])      # joining tap copies: zero tangents
+            dZ[rows, cols] += Vt if U is None else U[t]
+        _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])
         s_tap, h_tap = b.tap_rows(t, n1)
         if s_tap is not None:                     # the tap on s(t) enters before h(t) reads it
             dsp[:, P:n1] += s_tap
