@@ -12,7 +12,7 @@ pytest run once the package is installed) does not import numpy.
 import importlib
 
 _LAZY = {
-    "check": ".check", "METHODS": ".finite_diff", "ModelError": ".protocol", "ProtocolError": ".protocol",
+    "check": ".checker", "METHODS": ".finite_diff", "ModelError": ".protocol", "ProtocolError": ".protocol",
     "ReferenceLSTM": ".reference", "Report": ".report", "Row": ".report",
 }
 

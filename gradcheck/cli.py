@@ -140,7 +140,7 @@ def make_model(args):
 def cmd_run(args) -> int:
     """Check, then write the report files (all or none), print the chosen format, feed CI; exit 0/1."""
     from . import ci, render, reports
-    from .check import check
+    from .checker import check
 
     try:
         paths = reports.report_paths(report_dir=args.report_dir, no_reports=args.no_reports, json=args.json,

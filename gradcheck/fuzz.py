@@ -109,7 +109,7 @@ def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, m
     from hypothesis import HealthCheck, Phase, given, reporting, settings
     from hypothesis import seed as hseed
 
-    from .check import check
+    from .checker import check
     from .protocol import ModelError
 
     for name, v in (("budget", budget), ("max_x_dim", max_x_dim), ("max_hidden", max_hidden),

@@ -126,7 +126,7 @@ class GradcheckFixture:
 
     def check(self, model, **overrides):
         """Run the check and record its JUnit properties; return the Report (no assertion)."""
-        from .check import check
+        from .checker import check
         from .render import sci
 
         report = check(model, **{**self.options, **overrides})

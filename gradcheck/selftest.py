@@ -47,7 +47,7 @@ DEFAULT_METHOD = {"float64": "central", "float32": "complex"}
 
 def check(model, **kwargs):
     """:func:`gradcheck.check`, imported on first use (and replaceable in tests)."""
-    from .check import check as _check
+    from .checker import check as _check
 
     return _check(model, **kwargs)
 

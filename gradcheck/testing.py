@@ -18,7 +18,7 @@ def assert_gradients(model, **options):
     """Check ``model`` with :func:`gradcheck.check` (``options``: its keywords, e.g. ``method``, ``eps``, ``rtol``,
     ``atol``, ``seed``) and raise ``AssertionError`` listing the failing rows if any fails; return the Report."""
     __tracebackhide__ = True
-    from .check import check
+    from .checker import check
 
     report = check(model, **options)
     if not report.passed:
