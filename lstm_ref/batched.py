@@ -548,7 +548,7 @@ def direction_losses_many(params, xs, ys, *, variant="simple", loss="full", h0=N
             out[n] = np.empty(0, np.result_type(base.dt, d.dtype))
     if not live:
         return out
-    if all(_is_dual(reqs[n][3]) for n in live):  # one tangent per direction, whatever the steps
+    if _is_dual(np.concatenate([reqs[n][3].reshape(-1) for n in live])):  # one tangent per direction
         batch = _Batch(base, [(k, nm, V, d[:1]) for k, nm, V, d in (reqs[n] for n in live)], dual=True)
         dl = _dual_batch(base.tangents(), batch)
         for n, part in zip(live, batch.split(dl)):
@@ -619,7 +619,9 @@ class _Batch:
     def __init__(self, base, reqs, *, dual: bool):
         H, T, X, dt = base.H, base.T, base.X, base.dt
         self.sizes = [d.size for _, _, _, d in reqs]      # d: (S, K), copies s-major
-        order = [n for n, r in enumerate(reqs) if r[0] == "param"] + [n for n, r in enumerate(reqs) if r[0] != "param"]
+        params = [n for n, r in enumerate(reqs) if r[0] == "param"]
+        params.sort(key=lambda n: _gate_slice(base, reqs[n][1])[0])      # one column range per gate
+        order = params + [n for n, r in enumerate(reqs) if r[0] != "param"]
         self.params = []
         col = 0
         starts = {}
@@ -645,6 +647,17 @@ class _Batch:
                 self.params.append((gi, rows, cols, dsc, None, None, np.tile(V.T, (1, S)) if S > 1 else V.T))
             col += d.size
         self.np = col
+        if dual:                                  # per gate: its columns and their injections U[t] (T, H, n)
+            self.inj = []
+            for gi, rows, cols, dsc, U, Vh, Vt in self.params:
+                Ut = U if U is not None else np.broadcast_to(Vt, (T, *Vt.shape))
+                if self.inj and self.inj[-1][0] == rows.start:
+                    r0, c0, parts = self.inj[-1]
+                    parts.append(Ut)
+                else:
+                    self.inj.append((rows.start, cols.start, [Ut]))
+            self.inj = [(slice(r0, r0 + H), slice(c0, c0 + sum(u.shape[2] for u in parts)),
+                         np.concatenate(parts, axis=2)) for r0, c0, parts in self.inj]
         tap_reqs = [n for n in order if reqs[n][0] != "param"]
         if tap_reqs:
             taps = np.concatenate([reqs[n][2] if dual else
@@ -772,8 +785,8 @@ def _dual_batch(base, b: _Batch):
         if n1 > n0:                               # copies joining at t: no tangent yet (z, s(t-1))
             dZ[:, n0:n1] = 0.0
             dsp[:, n0:n1] = 0.0
-        for gi, rows, cols, dsc, U, Vh, Vt in b.params:  # exact tangent: x_c at the unperturbed point
-            dZ[rows, cols] += Vt if U is None else U[t]
+        for rows, cols, U in b.inj:               # exact tangent: x_c at the unperturbed point
+            dZ[rows, cols] += U[t]
         _dual_cell(base, t, dZ[:, :n1], dsp[:, :n1], dhp[:, :n1])
         s_tap, h_tap = b.tap_rows(t, n1)
         if s_tap is not None:                     # the tap on s(t) enters before h(t) reads it
@@ -789,8 +802,8 @@ def _dual_batch(base, b: _Batch):
 def _all_finite(a: np.ndarray) -> bool:
     """``np.all(np.isfinite(a))``, fast for the usual all-finite array: a finite sum of squares has no inf or NaN
     term (an overflowing one falls back to the entry-wise test)."""
-    if a.size == 0 or a.dtype.kind not in "fc":
-        return bool(np.all(np.isfinite(a)))
+    if a.size < 4096 or a.dtype.kind not in "fc":           # small: the plain test is cheaper
+        return bool(np.isfinite(a).all())
     flat = np.ascontiguousarray(a).reshape(-1)
     if flat.dtype.kind == "c":
         flat = flat.view(flat.real.dtype)
