@@ -255,14 +255,13 @@ def backward(params, trace: Trace, dl_dh) -> BPTT:
     dt = tr.h.dtype
     p = {k: np.asarray(v, dtype=dt) for k, v in params.items()}
     wg, wi, wf, wo = (p[k] for k in WEIGHTS)
-    grads = {k: np.zeros_like(p[k]) for k in PARAM_KEYS}
     dh_all = np.empty((T, hidden), dt)
     ds_all = np.empty((T, hidden), dt)
     dpre = {k: np.empty((T, hidden), dt) for k in GATES}
     dh_next = np.zeros(hidden, dt)                  # dL(t+1)/dh(t): none after the last step
     ds_next = np.zeros(hidden, dt)                  # dL(t+1)/ds(t)
     for t in reversed(range(T)):
-        x_c, g, i, f, o, s = tr.x_c[t], tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t]
+        g, i, f, o, s = tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t]
         s_prev = tr.s[t - 1] if t > 0 else tr.s0
         dh = dl_dh[t] + dh_next                     # dL(t)/dh(t) = dl(t)/dh(t) + dL(t+1)/dh(t)
         if tr.variant == "simple":
@@ -279,15 +278,17 @@ def backward(params, trace: Trace, dl_dh) -> BPTT:
         di_in = i * (1.0 - i) * di                  # i = sigmoid(.):  sigma' = i(1-i)
         df_in = f * (1.0 - f) * df                  # f = sigmoid(.)
         do_in = o * (1.0 - o) * do                  # o = sigmoid(.)
-        for w, b, d_in in (("wg", "bg", dg_in), ("wi", "bi", di_in), ("wf", "bf", df_in), ("wo", "bo", do_in)):
-            grads[w] += np.outer(d_in, x_c)         # W_* x_c + b_*:  dW_* += d_in x_c^T
-            grads[b] += d_in                        #                 db_* += d_in
         dx_c = wg.T @ dg_in + wi.T @ di_in + wf.T @ df_in + wo.T @ do_in   # dL/dx_c(t) = sum_* W_*^T d_in
         dh_next = dx_c[x_dim:]                      # x_c = [x, h(t-1)]:  dL(t)/dh(t-1), the h part
         ds_next = ds * f                            # dL(t)/ds(t-1) = dL(t)/ds(t) * f(t)
         dh_all[t], ds_all[t] = dh, ds
         for k, d_in in zip(GATES, (dg_in, di_in, df_in, do_in)):
             dpre[k][t] = d_in
+    grads = {}
+    for w, b, k in zip(WEIGHTS, BIASES, GATES):     # W_* x_c(t) + b_*:  dW_* = sum_t d_in(t) x_c(t)^T (one product)
+        grads[w] = dpre[k].T @ tr.x_c
+        grads[b] = dpre[k].sum(axis=0)              #                    db_* = sum_t d_in(t)
+    grads = {k: grads[k] for k in PARAM_KEYS}
     return BPTT(param_grads=grads, dh=dh_all, ds=ds_all, dpre=dpre, dh0=dh_next, ds0=ds_next)
 
 
