@@ -59,6 +59,9 @@ def test_process_pool_is_bit_identical_to_serial(model):
     assert b.settings["evaluation"]["executor"] == "2 worker processes"
     assert _comparable(a) == _comparable(b)
     assert [x.label for x in b.failing] == ["bi"]
+    for method in ("central", "complex"):           # the screen's one call (loss_directions_many) in a worker
+        a, b = check(model, mode="screen", method=method), check(model, mode="screen", method=method, workers=2)
+        assert _comparable(a) == _comparable(b) and [x.label for x in b.failing] == ["bi"]
 
 
 def test_dask_local_cluster_is_bit_identical_to_serial(model):
@@ -69,8 +72,10 @@ def test_dask_local_cluster_is_bit_identical_to_serial(model):
         with distributed.Client(cluster) as client:
             assert np.array_equal(serial, _all_losses(model, client.get_executor()))
         r = check(model, scheduler=cluster.scheduler_address)
+        rs = check(model, mode="screen", scheduler=cluster.scheduler_address)
     assert r.settings["evaluation"]["executor"].startswith("dask scheduler tcp://")
     assert _comparable(r) == _comparable(check(model))
+    assert _comparable(rs) == _comparable(check(model, mode="screen"))
 
 
 class _Raises(ReferenceLSTM):
