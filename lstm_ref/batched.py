@@ -533,10 +533,13 @@ def direction_losses_many(params, xs, ys, *, variant="simple", loss="full", h0=N
     ``deltas`` may also be ``(S, K)`` (a stencil: S steps along each of the K directions): the result is then
     ``(S, K)``, and each direction is read once (the products ``V_k [x(t), h(t-1)]`` are shared by its S copies).
 
+    A weight block's directions may be rank-1 factors ``(A (K, H), B (K, X+H))``, ``V_k = outer(A_k, B_k)``.
+
     Parameter copies: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no GEMM);
-    a weight direction's term ``V_k [x(t), h(t-1)]`` is one GEMM for all copies and steps at the unperturbed
-    h(t-1), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap copies are ordered by the first step their tap
-    touches and join the batch at that step (they equal the unperturbed pass before it).
+    a weight direction's term ``V_k [x(t), h(t-1)]`` is computed for all steps at the unperturbed h(t-1) (K
+    small GEMMs, or ``A_k (B_k . x_c(t))`` for factors), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap
+    copies are ordered by the first step their tap touches and join the batch at that step (they equal the
+    unperturbed pass before it).
     Complex step: when every delta is a tiny imaginary step, tangents (see the module docstring).
     """
     base = _base(cache, params, xs, ys, variant, loss, h0, s0)
@@ -612,8 +615,11 @@ class _Batch:
     from step 0), then the tap copies of all state requests sorted by the first step they touch (T: none).
 
     ``first`` ``(N,)``: first step of each column; ``joined[t]``: columns running at step t are the first
-    ``joined[t]``; ``params``: per parameter request ``(gi, gate rows, columns, dsc, U, Vh, Vt)``;
-    ``taps`` ``(Ntap, T, H)`` tap values (d_k V_k, or V_k for tangents) in column order, ``is_s`` ``(Ntap,)``.
+    ``joined[t]``; ``params``: per parameter request ``(gi, gate rows, columns, dsc, U, rec, Vt)``: the scaled
+    steps ``dsc`` ``(1, S*K)``, ``U[t]`` ``(H, S*K)`` = ``V_k [x(t), h(t-1)]`` at the unperturbed h (weights),
+    ``rec(dh)`` = ``V_k[:, X:] dh_k`` (weights), ``Vt`` ``(H, S*K)`` (biases); ``inj`` (tangents only): per gate,
+    its column range and injections ``(T, H, n)``; ``taps`` ``(Ntap, T, H)`` tap values (d_k V_k, or V_k for
+    tangents) in column order, ``is_s`` ``(Ntap,)``.
     """
 
     def __init__(self, base, reqs, *, dual: bool):
@@ -690,7 +696,7 @@ class _Batch:
         """Per request, its copies' values from the batch's ``(N,)`` array."""
         return [values[self.where[n]] for n in range(self.n_reqs)]
 
-    def tap_rows(self, t, n1, dual_o=None):
+    def tap_rows(self, t, n1):
         """The taps at step t of the running tap columns, ``(H, m)`` for s and for h (None when there are none)."""
         m = n1 - self.np
         if m <= 0:
