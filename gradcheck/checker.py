@@ -196,7 +196,8 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
     }
     if mode == "screen":
         settings["screen"] = {
-            "directions": directions, "distribution": "rademacher (+-1 entries); 2-D blocks rank-1: v = a b^T, a and b +-1 vectors", "seed": seed,
+            "directions": directions, "seed": seed,
+            "distribution": "rademacher (+-1 entries); 2-D blocks rank-1: v = a b^T, a and b +-1 vectors",
             "seed_rule": f"numpy.random.default_rng([seed, {screen.SCREEN_STREAM}, row number])",
             "near_threshold": screen.NEAR, "escalated_to_full": escalated,
             "screen_ratios": {k: _json_num(v) for k, v in screen_ratios.items()},

@@ -93,9 +93,9 @@ def buffer(key, shape: tuple[int, ...]) -> np.ndarray:
 class Job:
     """One request of the screen to the model, and the rows it serves.
 
-    ``directions`` ``(n, *shape)`` or rank-1 factors ``(A, B)`` (read-only); ``deltas`` ``(S, n)``: the stencil's S steps along each
-    direction; ``rows``: ``(t, analytic, columns)`` per row (t None for a parameter block): the row's K
-    analytic ``v^T g`` and which of the n directions are its own.
+    ``directions`` ``(n, *shape)`` or rank-1 factors ``(A, B)`` (read-only); ``deltas`` ``(S, n)``: the
+    stencil's S steps along each direction; ``rows``: ``(t, analytic, columns)`` per row (t None for a parameter
+    block): the row's K analytic ``v^T g`` and which of the n directions are its own.
     """
 
     kind: str
