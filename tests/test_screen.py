@@ -171,3 +171,18 @@ def test_complex_screen_sees_a_single_entry_error_the_central_screen_cannot():
     assert central.settings["screen"]["screen_ratios"]["wi"] <= 1.0
     assert auto.method == "complex" and auto.settings["screen"]["screen_ratios"]["wi"] > 1.0
     assert [r.label for r in auto.failing] == ["wi"] and auto.failing[0].worst_index == [7, 120]
+
+
+def test_a_wrong_loss_directions_many_is_a_named_protocol_error():
+    class TooFew(ReferenceLSTM):
+        def loss_directions_many(self, params, requests):
+            return super().loss_directions_many(params, requests)[:-1]
+
+    class WrongLength(ReferenceLSTM):
+        def loss_directions_many(self, params, requests):
+            return [np.asarray(o).reshape(-1)[:-1] for o in super().loss_directions_many(params, requests)]
+
+    with pytest.raises(ProtocolError, match="loss_directions_many.*one per request"):
+        check(TooFew(3, 4, 2), mode="screen")
+    with pytest.raises(ProtocolError, match=r"loss_directions_many.*shape \(16,\)"):
+        check(WrongLength(3, 4, 2), mode="screen")
