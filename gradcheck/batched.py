@@ -19,7 +19,7 @@ import numpy as np
 from . import finite_diff as fd
 from .blas_threads import single_threaded_blas
 from .executors import ordered_results
-from .protocol import ModelError, ProtocolError, call_model, dense_directions
+from .protocol import ModelError, ProtocolError, call_model, request_by_calls
 
 BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
@@ -107,13 +107,7 @@ class ChunkedEvaluator:
         requests = [(k, nm, V if isinstance(V, tuple) else np.asarray(V), np.asarray(d)) for k, nm, V, d in requests]
         use = self.batched and callable(getattr(self.model, "loss_directions_many", None))
         if not use:
-            out = []
-            for kind, name, V, d in requests:
-                V = dense_directions(V)
-                dirs = V if d.shape[0] == 1 else np.concatenate([V] * d.shape[0])
-                dirs.flags.writeable = False         # the caller computes v^T g from the same directions
-                out.append(self.direction_losses(kind, name, dirs, d.reshape(-1)).reshape(d.shape))
-            return out
+            return [request_by_calls(self.direction_losses, *r) for r in requests]
         task = (self.model, self.params, requests)
         with single_threaded_blas():
             (out,) = ordered_results(self.executor, _directions_many_task, [task])

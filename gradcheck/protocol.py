@@ -51,6 +51,17 @@ def dense_directions(directions) -> np.ndarray:
     return directions
 
 
+def request_by_calls(direction_losses, kind, name, directions, deltas) -> np.ndarray:
+    """A ``loss_directions_many`` request with ``(S, n)`` deltas through one ``direction_losses(kind, name,
+    directions, deltas)`` call (dense directions repeated S times, read-only: the caller computes v^T g from
+    them); the result ``(S, n)``."""
+    S = deltas.shape[0]
+    V = dense_directions(directions)
+    dirs = V if S == 1 else np.concatenate([V] * S)
+    dirs.flags.writeable = False
+    return np.asarray(direction_losses(kind, name, dirs, deltas.reshape(-1))).reshape(deltas.shape)
+
+
 class ProtocolError(ValueError):
     """The object does not follow the model protocol (a usage error: exit code 2)."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import finite_diff as fd
-from .protocol import dense_directions
+from .protocol import request_by_calls
 from .report import Row
 from .tolerance import compare_many
 
@@ -159,7 +159,7 @@ def run(ev, jobs: list[Job], *, method: str, rtol: float, atol: float, dtype) ->
     if many is not None:
         losses = many(requests)
     else:
-        losses = [_one_request(ev, *r) for r in requests]
+        losses = [request_by_calls(ev.direction_losses, *r) for r in requests]
     weights = fd.STENCILS[method][1]
     analytic, numeric, noise, where = [], [], [], []
     for n, (job, L) in enumerate(zip(jobs, losses)):
@@ -180,15 +180,6 @@ def run(ev, jobs: list[Job], *, method: str, rtol: float, atol: float, dtype) ->
                           max_rel_err=c.max_rel_err, worst_index=[], analytic=float(a[c.worst]),
                           numeric=float(num[c.worst]), tolerance=c.tolerance, ratio=c.ratio, checked=int(a.size)))
     return out
-
-
-def _one_request(ev, kind, name, V, deltas):
-    """One ``direction_losses`` call for a request with ``(S, n)`` deltas (the directions repeated S times)."""
-    S = deltas.shape[0]
-    V = dense_directions(V)
-    dirs = V if S == 1 else np.concatenate([V] * S)
-    dirs.flags.writeable = False
-    return np.asarray(ev.direction_losses(kind, name, dirs, deltas.reshape(-1))).reshape(deltas.shape)
 
 
 def _stencil(method: str, delta: float, n: int) -> np.ndarray:
