@@ -644,11 +644,11 @@ class _Batch:
                 A, B = V
                 U = A.T[None, :, :] * (B @ base.xc.T.astype(dt, copy=False)).T[:, None, :]    # (T, H, K)
                 self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U,
-                                    _RankOneRecurrent(A, B[:, X:], S), None))
+                                    None if dual else _RankOneRecurrent(A, B[:, X:], S), None))
             elif name in WEIGHTS:                 # U[t] (H, S*K): column (s, k) is V_k [x(t), h(t-1)], unperturbed h
                 U = np.ascontiguousarray(_xc_products(base, V, dt).transpose(0, 2, 1))
                 self.params.append((gi, rows, cols, dsc, np.tile(U, (1, 1, S)) if S > 1 else U,
-                                    _DenseRecurrent(V[:, :, X:]), None))
+                                    None if dual else _DenseRecurrent(V[:, :, X:]), None))
             else:
                 self.params.append((gi, rows, cols, dsc, None, None, np.tile(V.T, (1, S)) if S > 1 else V.T))
             col += d.size
