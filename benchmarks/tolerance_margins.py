@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gradcheck import check  # noqa: E402
-from gradcheck.reference import ReferenceLSTM  # noqa: E402
+from gradcheck.lstm.reference import ReferenceLSTM  # noqa: E402
 from lstm_ref.model import PARAM_KEYS  # noqa: E402
 
 

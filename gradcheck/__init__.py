@@ -12,8 +12,8 @@ pytest run once the package is installed) does not import numpy.
 import importlib
 
 _LAZY = {
-    "check": ".checker", "METHODS": ".finite_diff", "ModelError": ".protocol", "ProtocolError": ".protocol",
-    "ReferenceLSTM": ".reference", "Report": ".report", "Row": ".report",
+    "check": ".checker", "METHODS": ".options", "ModelError": ".errors", "ProtocolError": ".errors",
+    "ReferenceLSTM": ".lstm.reference", "Report": ".report", "Row": ".report",
 }
 
 __all__ = ["METHODS", "ModelError", "ProtocolError", "ReferenceLSTM", "Report", "Row", "check"]

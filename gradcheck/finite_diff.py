@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .protocol import ProtocolError, as_scalar_loss, call_model
-
-METHODS = ("central", "richardson", "complex")
-AUTO = "auto"      # central, except complex step for models that declare "complex" when float32 or screening
+from .errors import ProtocolError, StepError
+from .options import AUTO, METHODS
+from .protocol import as_scalar_loss, call_model
 
 # (offsets c_k, weights w_k): derivative = sum_k w_k L(x + c_k h) / h
 STENCILS = {
@@ -52,10 +51,6 @@ def resolve_method(method: str, dtype, capabilities, mode: str = "full") -> str:
     return "central"
 
 
-class StepError(ValueError):
-    """The finite-difference step cannot be used at this dtype and magnitude (a usage error)."""
-
-
 def default_step(method: str, dtype) -> float:
     """The base step for ``method`` at ``dtype`` (see the module docstring for why)."""
     eps = float(np.finfo(np.dtype(dtype)).eps)
@@ -65,22 +60,22 @@ def default_step(method: str, dtype) -> float:
         return eps ** (1.0 / 5.0)
     if method == "complex":
         return 1e-20
-    raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    raise ProtocolError(f"method: expected one of {list(METHODS)}, got {method!r}")
 
 
-def entry_steps(x: np.ndarray, base: float, method: str, what: str) -> np.ndarray:
-    """Per-entry steps ``h_j = base * max(1, |x_j|)``, made exactly representable; x flat, real."""
-    h = (base * np.maximum(1.0, np.abs(x))).astype(x.dtype)
+def entry_steps(x: np.ndarray, step: float, method: str, what: str) -> np.ndarray:
+    """Per-entry steps ``h_j = step * max(1, |x_j|)``, made exactly representable; x flat, real."""
+    h = (step * np.maximum(1.0, np.abs(x))).astype(x.dtype)
     if method == "complex":
         if np.any(h == 0):
-            raise StepError(f"{what}: step {base:g} underflows to 0 in {x.dtype}; use a larger --eps")
+            raise StepError(f"{what}: step {step:g} underflows to 0 in {x.dtype}; use a larger eps")
         return h
     h = (x + h) - x                                 # the step actually taken
     if np.any(h == 0):
         j = int(np.argmax(h == 0))
         raise StepError(
-            f"{what}: step {base:g} is below the resolution of {x.dtype} at entry {j} (|x| = {abs(x[j]):.3g}): "
-            f"x + eps == x, the difference would be exactly 0; use --eps >= {np.finfo(x.dtype).eps * 4:.1g}"
+            f"{what}: step {step:g} is below the resolution of {x.dtype} at entry {j} (|x| = {abs(x[j]):.3g}): "
+            f"x + eps == x, the difference would be exactly 0; use eps >= {np.finfo(x.dtype).eps * 4:.1g}"
         )
     return h
 
@@ -95,7 +90,16 @@ def round_off_noise(losses: np.ndarray, h: np.ndarray, method: str, dtype) -> np
 
 
 class SerialEvaluator:
-    """Evaluates the model's loss at perturbed parameters or state taps, one call per perturbation.
+    """Evaluates the model's loss at perturbed parameters or state taps, one ``loss`` call per perturbation.
+
+    The evaluator interface (the chunked evaluator of :mod:`gradcheck.fast` has the same):
+
+    - ``losses(kind, name, flat_idx, deltas) -> (n,)``: L with one entry moved per call: parameter ``name``'s
+      ``flat[flat_idx[k]] += deltas[k]`` (kind "param", called with ``taps=None``), or the tap
+      ``taps[name].flat[flat_idx[k]] = deltas[k]`` into the ``(T, *state_shape)`` tap (kind "state", every
+      other tap zero);
+    - ``direction_losses(kind, name, directions, deltas) -> (n,)``: L with the whole block or tap moved by
+      ``deltas[k] * directions[k]`` (``directions`` ``(n, *shape)``).
 
     Works on its own copies: the perturbed block is changed in place, restored after each call, and every array
     handed to the model is read-only, so a model that writes into its arguments fails loudly.
@@ -114,57 +118,58 @@ class SerialEvaluator:
         self.params = {k: _readonly(self._flat["param", k], np.shape(v)) for k, v in params.items()}
         self.taps = {k: _readonly(self._flat["state", k], s) for k, s in state_shapes.items()}
         self.progress = progress
+        self.calls = 0
 
-    def _loss(self, stage: str):
-        value = as_scalar_loss(call_model(stage, self.model.loss, self.params, self.taps or None), stage)
+    def _loss(self, kind: str, stage: str):
+        taps = self.taps if kind == "state" else None
+        value = as_scalar_loss(call_model(stage, self.model.loss, self.params, taps), stage)
+        self.calls += 1
         if self.complex and not isinstance(value, complex):
             raise ProtocolError(
                 f"{stage} returned a real number for complex parameters: the model declares the 'complex' "
                 "capability, but its loss is not analytic in complex inputs (complex step would read 0)"
             )
+        if self.progress is not None:
+            self.progress(1)
         return value
 
-    def _losses(self, flat: np.ndarray, flat_idx: np.ndarray, deltas: np.ndarray, stage: str) -> np.ndarray:
+    def losses(self, kind: str, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L with entry ``flat_idx[k]`` of parameter (or tap) ``name`` moved by ``deltas[k]``, for each k."""
+        flat = self._flat[kind, name]
+        stage = _stage(kind, name, "perturbed")
         out = np.empty(len(flat_idx), dtype=np.complex128 if self.complex else np.float64)
-        for n, (j, d) in enumerate(zip(flat_idx, deltas)):
+        for k, (j, d) in enumerate(zip(flat_idx, deltas)):
             old = flat[j]
             flat[j] = old + d
             try:
-                out[n] = self._loss(stage)
+                out[k] = self._loss(kind, stage)
             finally:
                 flat[j] = old
-            if self.progress is not None:
-                self.progress(1)
         return out
-
-    def param_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L at params with ``params[name].flat[flat_idx[n]] += deltas[n]``, for each n."""
-        return self._losses(self._flat["param", name], flat_idx, deltas, f"loss(params) with {name!r} perturbed")
-
-    def state_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (all other taps zero), for each n."""
-        return self._losses(self._flat["state", name], flat_idx, deltas,
-                            f"loss(params, taps) with a tap on state {name!r}")
 
     def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L with the whole block (kind "param") or tap (kind "state") moved by ``deltas[n] * directions[n]``.
+        """L with the whole block (kind "param") or tap (kind "state") moved by ``deltas[k] * directions[k]``.
 
-        ``directions``: ``(K, *shape)`` with shape the block's or the tap's ``(T, *state_shape)``.
+        ``directions``: ``(n, *shape)`` with shape the block's or the tap's ``(T, *state_shape)``.
         """
         flat = self._flat[kind, name]
-        stage = (f"loss(params) with {name!r} moved along a direction" if kind == "param" else
-                 f"loss(params, taps) with state {name!r} moved along a direction")
+        stage = _stage(kind, name, "moved along a direction")
         out = np.empty(len(deltas), dtype=np.complex128 if self.complex else np.float64)
         old = flat.copy()
-        for n, (v, d) in enumerate(zip(directions, deltas)):
+        for k, (v, d) in enumerate(zip(directions, deltas)):
             flat[:] = old + d * np.asarray(v).reshape(-1)
             try:
-                out[n] = self._loss(stage)
+                out[k] = self._loss(kind, stage)
             finally:
                 flat[:] = old
-            if self.progress is not None:
-                self.progress(1)
         return out
+
+
+def _stage(kind: str, name: str, how: str) -> str:
+    """What the checker was doing, for a model error: ``loss(params) with 'wi' perturbed``."""
+    if kind == "param":
+        return f"loss(params) with {name!r} {how}"
+    return f"loss(params, taps) with the tap on state {name!r} {how}"
 
 
 def _readonly(flat: np.ndarray, shape) -> np.ndarray:
@@ -173,18 +178,22 @@ def _readonly(flat: np.ndarray, shape) -> np.ndarray:
     return view
 
 
-def derivatives(losses_at, x: np.ndarray, flat_idx: np.ndarray, method: str, base: float,
+def apply_stencil(losses: np.ndarray, h: np.ndarray, method: str) -> np.ndarray:
+    """The derivative from the stencil's losses ``(S, n)`` (one row per offset of ``STENCILS[method]``) and the
+    steps ``h`` ``(n,)``: sum_k w_k L(x + c_k h) / h, or Im L(x + ih) / h for the complex step."""
+    if method == "complex":
+        return losses[0].imag / h
+    weights = STENCILS[method][1]
+    return sum(w * L.real for w, L in zip(weights, losses)) / h
+
+
+def derivatives(losses_at, x: np.ndarray, flat_idx: np.ndarray, method: str, step: float,
                 what: str) -> tuple[np.ndarray, np.ndarray]:
     """Numerical dL/dx_j for the entries ``flat_idx`` of the flat real array ``x``.
 
-    ``losses_at(flat_idx, deltas)`` returns L with entry ``flat_idx[n]`` moved by ``deltas[n]``.
+    ``losses_at(flat_idx, deltas)`` returns L with entry ``flat_idx[k]`` moved by ``deltas[k]``.
     Returns ``(derivative, round-off noise estimate)``, each shaped like ``flat_idx``.
     """
-    offsets, weights = STENCILS[method]
-    h = entry_steps(x[flat_idx], base, method, what)
-    losses = np.stack([losses_at(flat_idx, c * h) for c in offsets])
-    if method == "complex":
-        deriv = losses[0].imag / h
-    else:
-        deriv = sum(w * L.real for w, L in zip(weights, losses)) / h
-    return deriv, round_off_noise(losses, h, method, x.dtype)
+    h = entry_steps(x[flat_idx], step, method, what)
+    losses = np.stack([losses_at(flat_idx, c * h) for c in STENCILS[method][0]])
+    return apply_stencil(losses, h, method), round_off_noise(losses, h, method, x.dtype)

@@ -1,46 +1,57 @@
-"""The model protocol, and the two ways a model can let a check down.
+"""The model protocol: what the checker needs from a model, and how it reads a model before checking it.
 
 A model is any object with
 
-- ``parameters() -> dict[str, np.ndarray]``: the named arrays at which gradients are checked;
-- ``loss(params, taps=None) -> float``: the total loss L at ``params``; ``taps`` maps every state name to an array
-  of shape ``(T, *state_shape)`` whose step-t slice is added to that state at step t right after it is computed;
-- ``gradients(params) -> (param_grads, state_grads)``: dL/d(param) for every parameter (same keys and shapes) and,
-  for every state name, the array whose step-t slice is dL/d(state at t). No recurrent state: ``{}``.
+- ``parameters() -> dict[str, np.ndarray]``: the named real arrays at which gradients are checked.
+- ``loss(params, taps=None) -> float``: the total loss L at ``params``. Parameter rows call it with
+  ``taps=None``. For a recurrent model, state rows pass ``taps``: a dict mapping every state name to an array of
+  shape ``(T, *state_shape)`` whose step-t slice is added to that state at step t right after it is computed
+  (before anything reads it). A zero tap must change nothing.
+- ``gradients(params) -> (param_grads, state_grads)``: dL/d(param) for every parameter (same keys and shapes)
+  and, for every state name, an array ``(T, *state_shape)`` whose step-t slice is the TOTAL derivative
+  dL/d(state at t): through the loss at step t and through every later step (what BPTT carries back, not the
+  step's own loss term). No recurrent state: ``{}``.
 
-Optional capabilities are declared, never guessed, in an attribute ``capabilities`` (a collection of strings):
+Optional attributes, declared, never guessed:
 
-- ``"complex"``: ``loss`` accepts complex parameters and taps and is analytic in them (complex-step method);
-- ``"batched"``: the model evaluates many perturbations in one call (the checker then uses it by default,
-  in chunks of K, see :mod:`gradcheck.batched`):
+- ``capabilities`` (a collection of strings):
 
-  - ``loss_batch(params, kind, name, flat_idx, deltas) -> array (K,)`` (required): for each n, L with ONE entry
-    moved: ``params[name].flat[flat_idx[n]] += deltas[n]`` (``kind == "param"``), or, for ``kind == "state"``,
-    with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (flat index into the ``(T, *state_shape)`` tap,
-    every other tap zero). ``deltas`` is complex for the complex step (``params`` stay real): the result must
-    then be complex, ``L(x + deltas[n] e_j)``. It must equal K calls of ``loss`` to rounding.
-  - ``loss_directions(params, kind, name, directions, deltas) -> array (K,)`` (optional, used by the screen):
-    L with ``params[name] + deltas[n] * directions[n]`` (directions ``(K, *shape)``), or with the tap
-    ``taps[name] = deltas[n] * directions[n]`` (directions ``(K, T, *state_shape)``). Without it the screen calls
-    ``loss`` once per direction.
-  - ``loss_directions_many(params, requests) -> list of arrays`` (optional, used by the screen): for a list of
-    requests ``(kind, name, directions, deltas)``, what ``loss_directions`` returns for each, except that
-    ``deltas`` may be ``(S, K)`` (S steps along each of the K directions; the result is then ``(S, K)``), and
-    that for a 2-D parameter block ``directions`` may be a pair ``(A, B)`` of arrays ``(K, m)``, ``(K, n)``:
-    rank-1 directions ``directions[k] = outer(A[k], B[k])`` (:func:`dense_directions`). The screen makes one
-    such call for all its rows (up to a memory bound) instead of one call per row.
+  - ``"complex"``: ``loss`` accepts complex parameters and taps and is analytic in them (the complex-step
+    method; a ``float()``, ``abs`` or ``np.real`` inside the loss breaks it: the loss must return the complex
+    value);
+  - ``"batched"``: the model evaluates many perturbations per call (the checker then uses it by default):
 
-  ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
-  (``--workers``, ``--scheduler``): the model must then be picklable and importable there.
+    - ``loss_batch(params, kind, name, flat_idx, deltas) -> array (K,)`` (required): for each n, L with ONE entry
+      moved: ``params[name].flat[flat_idx[n]] += deltas[n]`` (``kind == "param"``), or, for ``kind ==
+      "state"``, with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (flat index into the
+      ``(T, *state_shape)`` tap, every other tap zero). ``deltas`` is complex for the complex step (``params``
+      stay real): the result must then be complex. It must equal K calls of ``loss`` to rounding.
+    - ``loss_directions_many(params, requests) -> list of arrays`` (optional, used by the screen): for each
+      request ``(kind, name, directions, deltas)``, L with ``params[name] + deltas[s, n] * directions[n]`` (or
+      the tap ``taps[name] = deltas[s, n] * directions[n]``), shaped like ``deltas`` ``(S, n)``. ``directions``
+      is ``(n, *shape)`` (a tap's ``(n, T, *state_shape)``) or, for a 2-D parameter, a pair ``(A, B)`` of
+      ``(n, rows)`` and ``(n, columns)`` arrays: rank-1 directions ``outer(A[k], B[k])``
+      (:func:`dense_directions`). Without it the screen calls ``loss`` once per direction.
+
+    ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
+    (``workers``, ``scheduler``): the model must then be picklable and importable there.
+
+- ``time_axes`` (``{name: axis}``): that parameter gets one row per index along ``axis``, with ``Row.t`` the
+  index (label ``x[t=3]``); such rows take part in locating the first bad step, like state rows.
+- ``splits`` (``{name: (axis, part_names)}``): that parameter is reported as equal contiguous parts along
+  ``axis``, one row each (label ``Wx:i``; every entry still checked).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ModelError, ProtocolError
+
 KNOWN_CAPABILITIES = frozenset({"complex", "batched"})
+__all__ = ["KNOWN_CAPABILITIES", "ModelError", "ModelSpec", "ProtocolError", "inspect_model"]
 
 
 def dense_directions(directions) -> np.ndarray:
@@ -51,43 +62,25 @@ def dense_directions(directions) -> np.ndarray:
     return directions
 
 
-def request_by_calls(direction_losses, kind, name, directions, deltas) -> np.ndarray:
-    """A ``loss_directions_many`` request with ``(S, n)`` deltas through one ``direction_losses(kind, name,
-    directions, deltas)`` call (dense directions repeated S times, read-only: the caller computes v^T g from
-    them); the result ``(S, n)``."""
-    S = deltas.shape[0]
-    V = dense_directions(directions)
-    dirs = V if S == 1 else np.concatenate([V] * S)
-    dirs.flags.writeable = False
-    return np.asarray(direction_losses(kind, name, dirs, deltas.reshape(-1))).reshape(deltas.shape)
-
-
-class ProtocolError(ValueError):
-    """The object does not follow the model protocol (a usage error: exit code 2)."""
-
-
-class ModelError(RuntimeError):
-    """The model raised while being checked (exit code 3). ``stage`` says what the checker was doing."""
-
-    def __init__(self, stage: str, exc: BaseException):
-        self.stage, self.exc = stage, exc
-        super().__init__(f"the model raised during {stage}: {type(exc).__name__}: {exc}")
-
-
 @dataclass
 class ModelSpec:
-    """What the checker learned from a model before checking it (copies; the model's arrays are never touched)."""
+    """What the checker learned from a model before checking it (copies; the model's arrays are never touched).
+
+    ``time_axes``: parameter -> axis (one row per index); ``splits``: parameter -> (axis, part names).
+    """
 
     params: dict[str, np.ndarray]
     capabilities: frozenset[str]
     dtype: np.dtype
+    time_axes: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def call_model(stage: str, fn, *args, **kwargs):
     """Call into the model; anything it raises becomes a :class:`ModelError` labelled with ``stage``."""
     try:
         return fn(*args, **kwargs)
-    except (ProtocolError, KeyboardInterrupt):
+    except (ProtocolError, ModelError, KeyboardInterrupt):
         raise
     except Exception as exc:  # the model's own failure, shown with its message
         raise ModelError(stage, exc) from exc
@@ -101,7 +94,20 @@ def inspect_model(model) -> ModelSpec:
             f"{type(model).__name__} object does not follow the model protocol: missing method(s) "
             f"{', '.join(missing)} (a model needs parameters(), loss(params, taps=None) and gradients(params))"
         )
-    raw = call_model("parameters()", model.parameters)
+    params = _parameters(call_model("parameters()", model.parameters))
+    caps = _capabilities(getattr(model, "capabilities", frozenset()))
+    dtype = np.result_type(*params.values())
+    if dtype.kind == "c":
+        raise ProtocolError("parameters() must be real; complex values are the checker's to add (complex step)")
+    time_axes = _time_axes(getattr(model, "time_axes", None) or {}, params)
+    splits = _splits(getattr(model, "splits", None) or {}, params)
+    both = sorted(set(time_axes) & set(splits))
+    if both:
+        raise ProtocolError(f"{both}: a parameter has either a time axis or a split, not both")
+    return ModelSpec(params, caps, dtype, time_axes, splits)
+
+
+def _parameters(raw) -> dict[str, np.ndarray]:
     if not isinstance(raw, dict) or not raw:
         raise ProtocolError(f"parameters() must return a non-empty dict of name -> array, got {type(raw).__name__}")
     params = {}
@@ -116,17 +122,59 @@ def inspect_model(model) -> ModelSpec:
         if not np.all(np.isfinite(arr)):
             raise ProtocolError(f"parameters()[{name!r}]: contains NaN or inf")
         params[name] = arr
-    caps = getattr(model, "capabilities", frozenset())
+    return params
+
+
+def _capabilities(caps) -> frozenset[str]:
     if isinstance(caps, str) or not all(isinstance(c, str) for c in caps):
         raise ProtocolError(f"capabilities must be a collection of strings, got {caps!r}")
     caps = frozenset(caps)
     unknown = caps - KNOWN_CAPABILITIES
     if unknown:
         raise ProtocolError(f"unknown capabilities {sorted(unknown)}; known: {sorted(KNOWN_CAPABILITIES)}")
-    dtype = np.result_type(*params.values())
-    if dtype.kind == "c":
-        raise ProtocolError("parameters() must be real; complex values are the checker's to add (complex step)")
-    return ModelSpec(params=params, capabilities=caps, dtype=dtype)
+    return caps
+
+
+def _axis(what: str, axis, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
+        raise ProtocolError(f"{what}: axis {axis!r} is out of range for an array with {ndim} dimensions")
+    return int(axis) % ndim
+
+
+def _time_axes(declared, params) -> dict[str, int]:
+    if not isinstance(declared, dict):
+        raise ProtocolError(f"time_axes must be a dict name -> axis, got {type(declared).__name__}")
+    out = {}
+    for name, axis in declared.items():
+        if name not in params:
+            raise ProtocolError(f"time_axes[{name!r}]: no such parameter; parameters() has {list(params)}")
+        out[name] = _axis(f"time_axes[{name!r}]", axis, params[name].ndim)
+    return out
+
+
+def _splits(declared, params) -> dict[str, tuple[int, tuple[str, ...]]]:
+    if not isinstance(declared, dict):
+        raise ProtocolError(f"splits must be a dict name -> (axis, part names), got {type(declared).__name__}")
+    out = {}
+    for name, value in declared.items():
+        what = f"splits[{name!r}]"
+        if name not in params:
+            raise ProtocolError(f"{what}: no such parameter; parameters() has {list(params)}")
+        try:
+            axis, parts = value
+            parts = tuple(parts) if not isinstance(parts, str) else None
+        except (TypeError, ValueError):
+            parts = None
+        if not parts or not all(isinstance(p, str) and p for p in parts) or len(set(parts)) != len(parts):
+            raise ProtocolError(f"{what}: expected (axis, [distinct part names]), got {value!r}")
+        axis = _axis(what, axis, params[name].ndim)
+        size = params[name].shape[axis]
+        if size % len(parts):
+            raise ProtocolError(
+                f"{what}: axis {axis} has length {size}, which {len(parts)} parts {list(parts)} cannot share equally"
+            )
+        out[name] = (axis, parts)
+    return out
 
 
 def as_scalar_loss(value, stage: str) -> complex | float:
@@ -138,8 +186,8 @@ def as_scalar_loss(value, stage: str) -> complex | float:
 
 
 def split_gradients(value) -> tuple[dict, dict]:
-    """Validate the structure of ``gradients(params)``'s result (shapes are checked row by row later)."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
+    """Validate the structure of ``gradients(params)``'s result (shapes are validated by the checker)."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
         raise ProtocolError("gradients(params) must return a pair (param_grads, state_grads)")
     pg, sg = value
     if not isinstance(pg, dict) or not isinstance(sg, dict):

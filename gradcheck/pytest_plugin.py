@@ -27,39 +27,36 @@ import argparse
 
 import pytest
 
-METHODS = ("central", "richardson", "complex")     # = gradcheck.finite_diff.METHODS (a test keeps them equal)
+from .errors import ProtocolError
+from .options import AUTO, METHODS, count_text, number_text
+
 MARKER_KEYS = ("method", "eps", "rtol", "atol", "seed", "diagnose")
+PLUGIN_METHODS = (AUTO, *METHODS)
+
+
+def _option(parse, **kw):
+    """An option parser of gradcheck.options as an argparse type (pytest's option parsing is argparse's)."""
+
+    def convert(text: str):
+        try:
+            return parse(text, **kw)
+        except ProtocolError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _method(text: str) -> str:
-    if text not in METHODS:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(METHODS)}, got {text!r}")
+    if text not in PLUGIN_METHODS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PLUGIN_METHODS)}, got {text!r}")
     return text
 
 
-def _rtol(text: str) -> float:
-    from .argtypes import positive_float      # the command line's own validators, imported only when a value is given
-
-    return positive_float(text)
-
-
-def _atol(text: str) -> float:
-    from .argtypes import nonneg_float
-
-    return nonneg_float(text)
-
-
-def _seed(text: str) -> int:
-    from .argtypes import seed_int
-
-    return seed_int(text)
-
-
 OPTIONS = {          # name -> (parser, help)
-    "method": (_method, f"finite-difference method: {', '.join(METHODS)} (default central)"),
-    "rtol": (_rtol, "relative tolerance (default: per method and dtype)"),
-    "atol": (_atol, "absolute tolerance floor (default 0)"),
-    "seed": (_seed, "seed recorded in the report (default 0)"),
+    "method": (_method, f"finite-difference method: {', '.join(PLUGIN_METHODS)} (default auto, as gradcheck run)"),
+    "rtol": (_option(number_text), "relative tolerance (default: per method and dtype)"),
+    "atol": (_option(number_text, allow_zero=True), "absolute tolerance floor (default 0)"),
+    "seed": (_option(count_text, lowest=0), "seed recorded in the report (default 0)"),
 }
 
 
@@ -127,7 +124,7 @@ class GradcheckFixture:
     def check(self, model, **overrides):
         """Run the check and record its JUnit properties; return the Report (no assertion)."""
         from .checker import check
-        from .render import sci
+        from .output.text import sci
 
         report = check(model, **{**self.options, **overrides})
         worst = report.worst_first()[0] if report.rows else None

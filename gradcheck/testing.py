@@ -28,7 +28,7 @@ def assert_gradients(model, **options):
 
 def failure_text(report) -> str:
     """The assertion message: what was compared, the failing rows' table, their diagnoses, the verdict."""
-    from .render import details, failing_table, sci
+    from .output.text import details, failing_table, sci
 
     s = report.settings
     bad = report.failing

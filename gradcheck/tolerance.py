@@ -11,27 +11,10 @@ An entry passes when ``|analytic - numeric| <= max(atol, noise_j, rtol * scale) 
   loss (a vanishing gradient far back in time) is not failed for differences nobody could resolve.
 - ``atol`` is an optional absolute floor (0 by default).
 
-Why these numbers (measured with ``python benchmarks/tolerance_margins.py``, which prints, for 1000 random
-reference configurations, the largest error/tolerance ratio of correct gradients and the detection ratio of
-planted errors; 2026-11-25):
-
-- float64 central, rtol 1e-6: correct gradients reach at most 0.011 of the tolerance (0 false alarms in 1000);
-  their errors are round-off, at most ~5x the eps*|L|/h estimate, hence NOISE_FACTOR 100. A planted 1e-5
-  relative error on one block is caught in 1000 of 1000 with a smallest margin of 1.24x (median ~5x); a 0.1%
-  error on a block's largest entry with a smallest margin of 42x.
-- float64 richardson 1e-7 (its errors are ~1e-11) and complex 1e-9 (exact to rounding, ~1e-15).
-- float32 central 1e-2, richardson 3e-3: float32 round-off in the loss is ~1e-7 |L|, so at the best step
-  (4.9e-3) a central difference is good to ~1e-4 of a row's scale at best, and rows whose gradient is small next
-  to the loss cannot see even a 10% error (missed in 287 of 1000 configurations). Such rows are named in the
-  verdict (``resolution`` > ``INSENSITIVE``), and ``method="auto"`` uses complex step for float32 models that
-  allow it.
-- float32 complex 3e-4: no cancellation in the step, but the float32 rounding of both sides is amplified where a
-  gradient is itself a cancellation (h(t) close to its target, a gate close to saturation: 1 - i loses digits).
-  With the batched reference (tangents in float32) correct gradients reach 2.2x a 1e-4 tolerance in 1 of 1000
-  configurations (4.5e-4 relative on a row whose gradient is 6.5e-6); at 3e-4 the largest ratio is 0.75 over
-  2000 configurations (0 false alarms), and a 1e-3 block error is still caught in all of them (smallest margin
-  1.64x): ``python benchmarks/tolerance_margins.py --dtype float32 --method complex [--seed 5 --max-hidden 20
-  --max-steps 10 --max-x-dim 20]``.
+Why these numbers: ``RTOL`` below gives each default with its reason; the measurements behind them (1000 random
+reference configurations per dtype and method, correct gradients against planted errors) are in
+docs/benchmarks.md, section "Tolerances", with the command that makes them
+(``python benchmarks/tolerance_margins.py``).
 """
 
 from __future__ import annotations
@@ -41,12 +24,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NOISE_FACTOR = 100.0
+NOISE_FACTOR = 100.0  # correct gradients' errors are round-off, at most ~5x the eps*|L|/h estimate (measured)
 # A row whose floor exceeds this fraction of its own scale cannot see an error of 1%: the report says so.
 INSENSITIVE = 1e-2
 TOP = 3
 
-# dtype name -> method -> rtol
+# dtype name -> method -> rtol. float64: central differences are good to ~1e-10 of a row's scale here, richardson
+# ~1e-11, complex step ~1e-15 (exact to rounding). float32: a central difference is good to ~1e-4 of a row at
+# best (round-off ~1e-7 |L| over a 4.9e-3 step); complex step has no cancellation but float32 rounding of both
+# sides is amplified where a gradient is itself a cancellation (a saturated gate), hence 3e-4, not 1e-4.
 RTOL = {
     "float64": {"central": 1e-6, "richardson": 1e-7, "complex": 1e-9},
     "float32": {"central": 1e-2, "richardson": 3e-3, "complex": 3e-4},
@@ -72,43 +58,29 @@ class Comparison:
     nonfinite: bool
     top: np.ndarray         # flat indices of the entries furthest over tolerance, worst first (at most TOP)
     resolution: float       # the coarsest floor / the row's scale: relative errors below this may pass unseen
+    zero: bool = False      # both sides exactly zero at every entry (zero by construction)
 
 
 def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
             atol: float) -> Comparison:
-    a = np.asarray(analytic).reshape(-1)
-    n = np.asarray(numeric).reshape(-1)
-    finite = np.isfinite(a) & np.isfinite(n)
-    with np.errstate(invalid="ignore", over="ignore"):
-        scale = float(np.max(np.abs(n[finite]), initial=0.0))
-        floor = np.maximum(np.maximum(atol, NOISE_FACTOR * noise), rtol * scale)
-        tol = floor + rtol * np.abs(n)
-        err = np.abs(a - n)
-        ratio = np.where(tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(err > 0, np.inf, 0.0))
-        rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
-        rel = np.where(np.isnan(rel), 0.0, rel)         # 0/0: both sides exactly zero
-    ratio = np.where(finite, ratio, np.inf)
-    nonfinite = not bool(np.all(finite))
-    worst = int(np.argmax(~finite)) if nonfinite else int(np.argmax(ratio))
-    top = np.argsort(-ratio, kind="stable")[:TOP]
-    err = np.where(finite, err, np.inf)
-    rel = np.where(finite, rel, np.inf)
-    return Comparison(
-        passed=bool(np.all(ratio <= 1.0)), ratio=float(ratio[worst]), max_abs_err=float(err.max()),
-        max_rel_err=float(rel.max()), worst=worst, tolerance=float(tol[worst]), nonfinite=nonfinite,
-        top=top, resolution=_resolution(floor, scale),
-    )
+    """The comparison of one row: :func:`compare_many` on a single row."""
+    a = np.asarray(analytic).reshape(1, -1)
+    n = np.asarray(numeric).reshape(1, -1)
+    noise = np.broadcast_to(np.asarray(noise, dtype=float).reshape(-1), n.shape[1:])
+    return compare_many(a, n, noise[None, :], rtol=rtol, atol=atol)[0]
 
 
 def compare_many(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
                  atol: float) -> list[Comparison]:
-    """:func:`compare` of each row of ``(R, K)`` arrays, in one vectorised pass (the screen's R rows of K
-    directions each; R calls of :func:`compare` cost more than the screen's own arithmetic)."""
+    """The comparison of each row of ``(R, K)`` arrays, in one vectorised pass (the screen compares R rows of K
+    directions each; R separate comparisons would cost more than the screen's own arithmetic)."""
     a = np.asarray(analytic)
     n = np.asarray(numeric)
     noise = np.broadcast_to(np.asarray(noise, dtype=float), n.shape)
-    if a.ndim != 2 or a.shape != n.shape or a.shape[1] == 0:
-        return [compare(x, y, z, rtol=rtol, atol=atol) for x, y, z in zip(a, n, noise)]
+    if a.ndim != 2 or a.shape != n.shape:
+        raise ValueError(f"compare_many: expected two (R, K) arrays of one shape, got {a.shape} and {n.shape}")
+    if a.shape[1] == 0:
+        return [_empty() for _ in range(a.shape[0])]
     finite = np.isfinite(a) & np.isfinite(n)
     with np.errstate(invalid="ignore", over="ignore"):
         scale = np.max(np.where(finite, np.abs(n), 0.0), axis=1)               # (R,)
@@ -117,7 +89,7 @@ def compare_many(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *
         err = np.abs(a - n)
         ratio = np.where(tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(err > 0, np.inf, 0.0))
         rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
-        rel = np.where(np.isnan(rel), 0.0, rel)
+        rel = np.where(np.isnan(rel), 0.0, rel)                                # 0/0: both sides exactly zero
     ratio = np.where(finite, ratio, np.inf)
     nonfinite = ~np.all(finite, axis=1)
     worst = np.where(nonfinite, np.argmax(~finite, axis=1), np.argmax(ratio, axis=1))
@@ -126,12 +98,19 @@ def compare_many(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *
     rel = np.where(finite, rel, np.inf)
     rows = np.arange(a.shape[0])
     passed = np.all(ratio <= 1.0, axis=1)
+    zero = np.all((a == 0) & (n == 0), axis=1)
     r_worst, t_worst = ratio[rows, worst], tol[rows, worst]
     max_err, max_rel = err.max(axis=1), rel.max(axis=1)
     return [Comparison(passed=bool(passed[i]), ratio=float(r_worst[i]), max_abs_err=float(max_err[i]),
                        max_rel_err=float(max_rel[i]), worst=int(worst[i]), tolerance=float(t_worst[i]),
-                       nonfinite=bool(nonfinite[i]), top=top[i], resolution=_resolution(floor[i], float(scale[i])))
+                       nonfinite=bool(nonfinite[i]), top=top[i],
+                       resolution=0.0 if zero[i] else _resolution(floor[i], float(scale[i])), zero=bool(zero[i]))
             for i in rows]
+
+
+def _empty() -> Comparison:
+    return Comparison(passed=True, ratio=0.0, max_abs_err=0.0, max_rel_err=0.0, worst=0, tolerance=0.0,
+                      nonfinite=False, top=np.zeros(0, dtype=int), resolution=0.0, zero=True)
 
 
 def _resolution(floor: np.ndarray, scale: float) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import lstm_ref
-from gradcheck.reference import ReferenceLSTM
+from gradcheck.lstm.reference import ReferenceLSTM
 from lstm_ref.model import GATES, PARAM_KEYS, WEIGHTS, BPTT
 
 

@@ -26,7 +26,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_reference_passes_exit_0(in_tmp, capsys):
     assert main(["run", *SMALL, "--json", "r.json"]) == 0
     out = capsys.readouterr().out
-    assert "PASS" in out and "rerun with --seed 0" in out
+    assert "PASS" in out and "\nreproduce: gradcheck run " in out and out.rstrip().endswith("--seed 0")
     data = json.loads((in_tmp / "r.json").read_text())
     assert data["passed"] is True and data["seed"] == 0 and data["method"] == "central"
     assert data["first_bad_step"] is None

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from gradcheck import cli
-from gradcheck.ci import Progress, progress_enabled
-from gradcheck.render import color_enabled
+from gradcheck.cli.progress import Progress, progress_enabled
+from gradcheck.output.text import color_enabled
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--x-dim", "3", "--hidden", "4", "--steps", "3"]
@@ -21,7 +21,7 @@ FILES = ("gradcheck.json", "gradcheck.xml", "gradcheck.md")
 
 USER_MODELS = textwrap.dedent("""
     import lstm_ref
-    from gradcheck.reference import ReferenceLSTM
+    from gradcheck.lstm.reference import ReferenceLSTM
 
     def _wrong_wi(params, trace, dl_dh):
         bp = lstm_ref.backward(params, trace, dl_dh)
@@ -262,7 +262,7 @@ def test_the_documented_commands_run(tmp_path, capsys):
     assert len(commands) >= 3
     (tmp_path / "mypkg").mkdir()
     (tmp_path / "mypkg" / "__init__.py").write_text("")
-    (tmp_path / "mypkg" / "lstm.py").write_text("from gradcheck.reference import ReferenceLSTM\n"
+    (tmp_path / "mypkg" / "lstm.py").write_text("from gradcheck.lstm.reference import ReferenceLSTM\n"
                                                 "def make_model():\n    return ReferenceLSTM(2, 3, 2)\n")
     for command in commands:
         argv = shlex.split(command)[1:]

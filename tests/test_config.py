@@ -5,8 +5,10 @@ import os
 
 import pytest
 
-from gradcheck import cli, config
-from gradcheck.cli import positive_int
+import gradcheck.cli.app as cli
+from gradcheck.cli import config
+from gradcheck.errors import UsageError
+from gradcheck.cli.argtypes import positive_int
 
 SMALL = ["--x-dim", "3", "--hidden", "4", "--steps", "3"]
 
@@ -80,7 +82,7 @@ def test_options_added_to_the_run_parser_later_are_configurable_too(tmp_path, mo
     assert config.load(run, cwd=tmp_path, environ={}).values["workers"] == 4
     assert config.load(run, cwd=tmp_path, environ={"GRADCHECK_WORKERS": "2"}).values["workers"] == 2
     pyproject(tmp_path, "workers = 0\n")
-    with pytest.raises(config.ConfigError, match="workers"):
+    with pytest.raises(UsageError, match="workers"):
         config.load(run, cwd=tmp_path, environ={})
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
-from gradcheck import executors
-from gradcheck.batched import ChunkedEvaluator
+from gradcheck.fast import executors
+from gradcheck.fast.chunked import ChunkedEvaluator
 from gradcheck.cli import main
-from gradcheck.protocol import ModelError
+from gradcheck.errors import ModelError
 
 from _planted import Planted, entry_bug
 
@@ -26,11 +26,11 @@ def _all_losses(model, executor, *, batched=True, complex_=False):
     step = 1e-20j if complex_ else 6e-6
     for name, x in model.parameters().items():
         idx = np.arange(x.size)
-        out.append(ev.param_losses(name, idx, np.full(idx.size, step)))
-        out.append(ev.param_losses(name, idx, np.full(idx.size, -step)))
+        out.append(ev.losses("param", name, idx, np.full(idx.size, step)))
+        out.append(ev.losses("param", name, idx, np.full(idx.size, -step)))
     for name in SHAPES:
         idx = np.arange(18)
-        out.append(ev.state_losses(name, idx, np.full(18, step)))
+        out.append(ev.losses("state", name, idx, np.full(18, step)))
     return np.concatenate(out)
 
 
@@ -118,8 +118,8 @@ def test_a_callers_executor_is_used_and_left_running():
 
 def test_scheduler_without_dask_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setattr(executors, "dask_available", lambda: False)
-    import gradcheck.speed
-    monkeypatch.setattr(gradcheck.speed, "dask_available", lambda: False)
+    import gradcheck.cli.speed
+    monkeypatch.setattr(gradcheck.cli.speed, "dask_available", lambda: False)
     assert main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--scheduler", "tcp://localhost:8786"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'gradcheck[dask]'" in err and len(err.strip().splitlines()) == 1
@@ -157,7 +157,7 @@ def test_cli_speed_flags_run(capsys, tmp_path):
 
 
 def test_chunk_threads_are_bit_identical_and_blas_threads_are_restored(model):
-    from gradcheck import blas_threads
+    from gradcheck.fast import blas_threads
 
     controls = blas_threads._openblas_controls()
     before = [get() for get, _ in controls]
@@ -165,7 +165,7 @@ def test_chunk_threads_are_bit_identical_and_blas_threads_are_restored(model):
     two = ChunkedEvaluator(model, model.parameters(), SHAPES, batch=16, threads=2)
     idx = np.arange(model.parameters()["wf"].size)
     d = np.full(idx.size, 6e-6)
-    assert np.array_equal(one.param_losses("wf", idx, d), two.param_losses("wf", idx, d))
+    assert np.array_equal(one.losses("param", "wf", idx, d), two.losses("param", "wf", idx, d))
     two.close()
     with blas_threads.single_threaded_blas() as limited:
         assert [get() for get, _ in controls] == [1] * len(controls)

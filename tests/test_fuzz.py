@@ -6,9 +6,11 @@ import pytest
 
 import lstm_ref
 from gradcheck import check, cli
-from gradcheck import fuzz as fz
-from gradcheck.mutants import BY_NAME
-from gradcheck.reference import ReferenceLSTM
+from gradcheck.cli import fuzz as fz
+from gradcheck.cli import loading
+from gradcheck.errors import UsageError
+from gradcheck.lstm.mutants import BY_NAME
+from gradcheck.lstm.reference import ReferenceLSTM
 
 SMALLEST = {"x_dim": 1, "hidden": 4, "steps": 3, "seed": 0, "variant": "simple"}
 
@@ -71,9 +73,9 @@ def test_a_model_that_raises_is_reported_at_its_smallest_configuration():
 
 
 def test_unconfigurable_factory_and_bad_bounds_are_usage_errors():
-    with pytest.raises(fz.ConfigError, match="accepts none of the configuration keywords"):
+    with pytest.raises(UsageError, match="accepts none of the configuration keywords"):
         fz.fuzz(lambda: ReferenceLSTM(1, 1, 1))
-    with pytest.raises(fz.ConfigError, match="budget"):
+    with pytest.raises(UsageError, match="budget"):
         fz.fuzz(budget=0)
 
 
@@ -81,8 +83,8 @@ def test_unconfigurable_factory_and_bad_bounds_are_usage_errors():
 def user_module(tmp_path, monkeypatch):
     (tmp_path / "fuzz_user_model.py").write_text(textwrap.dedent("""
         import lstm_ref
-        from gradcheck.mutants import BY_NAME
-        from gradcheck.reference import ReferenceLSTM
+        from gradcheck.lstm.mutants import BY_NAME
+        from gradcheck.lstm.reference import ReferenceLSTM
 
         def bptt(params, trace, dl_dh):
             T, hidden = trace.h.shape
@@ -107,9 +109,9 @@ def test_cli_prints_the_reproducing_command_and_exits_1(user_module, capsys):
     expected = f"gradcheck run --model {user_module}:make --x-dim 1 --hidden 4 --steps 3 --seed 0 --variant simple"
     assert rc == 1 and expected in out
     # the printed configuration, loaded the way `gradcheck run` is to load it, fails; one step shorter passes
-    model = fz.load_model_with_config(f"{user_module}:make", **SMALLEST)
+    model = loading.load_model_with_config(f"{user_module}:make", **SMALLEST)
     assert not check(model, diagnose=False).passed
-    shorter = fz.load_model_with_config(f"{user_module}:make", **dict(SMALLEST, steps=2))
+    shorter = loading.load_model_with_config(f"{user_module}:make", **dict(SMALLEST, steps=2))
     assert check(shorter, diagnose=False).passed
 
 
@@ -132,11 +134,11 @@ def test_cli_usage_errors(user_module, capsys, argv, msg):
 
 
 def test_load_model_with_config_refuses_keys_the_factory_does_not_take(user_module):
-    with pytest.raises(fz.ConfigError, match="does not accept loss"):
-        fz.load_model_with_config(f"{user_module}:make", hidden=2, loss="seed")
-    with pytest.raises(fz.ConfigError, match="unknown configuration keys"):
-        fz.load_model_with_config(f"{user_module}:make", width=2)
-    assert isinstance(fz.load_model_with_config(f"{user_module}:fixed"), ReferenceLSTM)
+    with pytest.raises(UsageError, match="does not accept loss"):
+        loading.load_model_with_config(f"{user_module}:make", hidden=2, loss="seed")
+    with pytest.raises(UsageError, match="unknown configuration keys"):
+        loading.load_model_with_config(f"{user_module}:make", width=2)
+    assert isinstance(loading.load_model_with_config(f"{user_module}:fixed"), ReferenceLSTM)
 
 
 def test_the_printed_command_reproduces_through_gradcheck_run(user_module, capsys):

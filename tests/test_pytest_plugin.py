@@ -9,8 +9,8 @@ import pytest
 
 import lstm_ref
 from gradcheck import ModelError, check
-from gradcheck.finite_diff import METHODS
-from gradcheck.reference import ReferenceLSTM
+from gradcheck.options import METHODS
+from gradcheck.lstm.reference import ReferenceLSTM
 from gradcheck.testing import assert_gradients
 
 pytest_plugins = ["pytester"]
@@ -19,7 +19,7 @@ PLUGIN = ("-p", "gradcheck.pytest_plugin")
 
 MODELS = '''
 import lstm_ref
-from gradcheck.reference import ReferenceLSTM
+from gradcheck.lstm.reference import ReferenceLSTM
 
 def _wrong_bo(params, trace, dl_dh):
     bp = lstm_ref.backward(params, trace, dl_dh)

@@ -15,11 +15,15 @@ import pytest
 
 import lstm_ref
 from gradcheck import check
-from gradcheck.ci import ANNOTATION_CAP, annotations, escape_data, escape_property
-from gradcheck.reference import ReferenceLSTM
-from gradcheck.render import junit, json_text, markdown, sci, table
+from gradcheck.output.github import ANNOTATION_CAP, annotations, escape_data, escape_property
+from gradcheck.lstm.reference import ReferenceLSTM
+from gradcheck.output.json_report import json_text
+from gradcheck.output.junit import junit
+from gradcheck.output.markdown import markdown
+from gradcheck.output.text import sci, table
 from gradcheck.report import Report, Row
-from gradcheck.reports import ReportPathError, report_paths, write_all
+from gradcheck.errors import UsageError
+from gradcheck.output.files import report_paths, write_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -219,7 +223,7 @@ def test_report_paths_reject_paths_that_cannot_be_written(tmp_path, kw, needle):
     (tmp_path / "DIR").mkdir()
     (tmp_path / "FILE").write_text("x")
     kw = {k: (str(tmp_path / v) if v else v) for k, v in kw.items()}
-    with pytest.raises(ReportPathError, match=needle):
+    with pytest.raises(UsageError, match=needle):
         report_paths(report_dir=str(tmp_path / "r"), **kw)
 
 
@@ -234,7 +238,7 @@ def test_a_failed_write_leaves_every_previous_report_intact_and_no_temporaries(t
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("gradcheck.reports.os.fsync", failing_fsync)
+    monkeypatch.setattr("gradcheck.output.files.os.fsync", failing_fsync)
     with pytest.raises(OSError):
         write_all({str(a): "new a", str(b): "new b"})
     assert a.read_text() == "old a" and b.read_text() == "old b"
@@ -246,7 +250,7 @@ def test_a_failed_write_leaves_every_previous_report_intact_and_no_temporaries(t
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    import gradcheck.reports as reports
+    import gradcheck.output.files as reports
     target, data = sys.argv[1], "x" * 200_000
     real_fdopen = os.fdopen
     class HalfThenDie:                # writes half the data to disk, then the process is killed

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
-from gradcheck.batched import ChunkedEvaluator
+from gradcheck.fast.chunked import ChunkedEvaluator
 from gradcheck.finite_diff import SerialEvaluator
-from gradcheck.screen import NEAR, directions_for
+from gradcheck.fast.screen import NEAR, directions_for
 from gradcheck.tolerance import compare, compare_many
 
 from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
@@ -109,7 +109,7 @@ def test_full_check_coverage_is_everything():
 def test_screen_directions_are_read_only_for_the_model():
     """The analytic side v^T g is computed from the same direction arrays: a model must not be able to change
     them, through either of the screen's calls."""
-    from gradcheck.protocol import ModelError
+    from gradcheck.errors import ModelError
 
     class Writes(ReferenceLSTM):
         def loss_directions(self, params, kind, name, directions, deltas):

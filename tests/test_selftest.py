@@ -11,9 +11,10 @@ import os
 import numpy as np
 import pytest
 
-from gradcheck import check, cli, selftest
-from gradcheck import mutants as mut
-from gradcheck.reference import ReferenceLSTM
+from gradcheck import check, cli
+from gradcheck.lstm import selftest
+from gradcheck.lstm import mutants as mut
+from gradcheck.lstm.reference import ReferenceLSTM
 from gradcheck.report import Report, Row
 
 ISSUE_BUGS = {  # the bugs the issue lists, by the catalog's name
@@ -201,7 +202,7 @@ def test_cli_modules_are_cheap_to_import():
     import sys
 
     code = ("import sys, gradcheck; heavy = ('numpy', 'hypothesis', 'tabulate'); "
-            "before = {m for m in heavy if m in sys.modules}; import gradcheck.selftest, gradcheck.fuzz; "
+            "before = {m for m in heavy if m in sys.modules}; import gradcheck.cli.selftest, gradcheck.cli.fuzz; "
             "print(sorted(m for m in heavy if m in sys.modules and m not in before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from gradcheck import check
-from gradcheck.mutants import BY_NAME
+from gradcheck.lstm.mutants import BY_NAME
 from gradcheck.protocol import inspect_model
-from gradcheck.reference import ReferenceLSTM
+from gradcheck.lstm.reference import ReferenceLSTM
 from gradcheck.strategies import (
     LSTMConfig,
     LSTMProblem,

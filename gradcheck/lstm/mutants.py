@@ -30,17 +30,17 @@ from functools import partial
 
 import numpy as np
 
-from lstm_ref.model import BPTT, GATES, PARAM_KEYS, WEIGHTS, Trace
+from lstm_ref.model import BIASES, BPTT, GATES, PARAM_KEYS, WEIGHTS, Trace
 
-BIASES = ("bg", "bi", "bf", "bo")
-MIN_STEPS = 3
+from ..errors import ProtocolError
+from . import MIN_STEPS
 TINY_SCALE = 1e-3     # the "tiny scale error in one block": 0.1% (caught by float64 central and float32 complex)
 
 
 def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) -> BPTT:
     """The reference BPTT (:func:`lstm_ref.backward`, written out again) with one bug switched in by name."""
     if bug is not None and bug not in BY_NAME:
-        raise ValueError(f"bug: unknown mutant {bug!r}; the catalog has {sorted(BY_NAME)}")
+        raise ProtocolError(f"bug: unknown mutant {bug!r}; the catalog has {sorted(BY_NAME)}")
     tr = trace
     T, hidden = tr.h.shape
     x_dim = tr.x_c.shape[1] - hidden
@@ -163,7 +163,7 @@ class Mutant:
 
     def expected(self, steps: int) -> Expectation:
         if steps < MIN_STEPS:
-            raise ValueError(f"steps: the catalog's expectations need T >= {MIN_STEPS}, got {steps}")
+            raise ProtocolError(f"steps: the catalog's expectations need T >= {MIN_STEPS}, got {steps}")
         return self.expect(steps)
 
 

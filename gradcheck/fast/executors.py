@@ -15,13 +15,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 from contextlib import contextmanager
 
-from .protocol import ProtocolError
+from ..errors import ProtocolError
 
 DASK_HINT = "pip install 'gradcheck[dask]'"
-
-
-class ExecutorError(ProtocolError):
-    """A bad executor configuration (a usage error: exit code 2)."""
 
 
 class InlineExecutor(cf.Executor):
@@ -54,23 +50,23 @@ def open_executor(*, executor=None, workers: int | None = None, scheduler: str |
     given = [k for k, v in (("executor", executor), ("workers", workers), ("scheduler", scheduler))
              if v is not None]
     if len(given) > 1:
-        raise ExecutorError(f"choose one of executor, workers, scheduler; got {', '.join(given)}")
+        raise ProtocolError(f"choose one of executor, workers, scheduler; got {', '.join(given)}")
     if executor is not None:
         if not callable(getattr(executor, "submit", None)):
-            raise ExecutorError(f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}")
+            raise ProtocolError(f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}")
         yield executor, f"executor {type(executor).__name__}"
         return
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler.strip():
-            raise ExecutorError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
+            raise ProtocolError(f"scheduler: expected an address such as tcp://host:8786, got {scheduler!r}")
         if not dask_available():
-            raise ExecutorError(f"scheduler: dask.distributed is not installed; {DASK_HINT}")
+            raise ProtocolError(f"scheduler: dask.distributed is not installed; {DASK_HINT}")
         from distributed import Client
 
         try:
             client = Client(scheduler, timeout="10s", set_as_default=False)
         except Exception as exc:  # unreachable scheduler, bad address
-            raise ExecutorError(f"scheduler: cannot connect to {scheduler!r}: {type(exc).__name__}: {exc}") from None
+            raise ProtocolError(f"scheduler: cannot connect to {scheduler!r}: {type(exc).__name__}: {exc}") from None
         try:
             yield client.get_executor(), f"dask scheduler {scheduler}"
         finally:
@@ -78,7 +74,7 @@ def open_executor(*, executor=None, workers: int | None = None, scheduler: str |
         return
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ExecutorError(f"workers: expected an integer >= 1, got {workers!r}")
+            raise ProtocolError(f"workers: expected an integer >= 1, got {workers!r}")
         if workers == 1:
             yield None, "serial"
             return

@@ -4,7 +4,7 @@ For every parameter block and every state at every step, K random Rademacher dir
 from ``numpy.random.default_rng([seed, SCREEN_STREAM, row])``; for a 2-D block rank-1, ``v = a b^T`` with a and b
 +-1 vectors: every entry still +-1 and any two entries independent, see :func:`factors_for`) are compared: the
 analytic ``v^T g`` against the finite difference of L along v (same method as the check: central, richardson or
-complex step; ``--method auto`` screens with complex step where the model allows it). That is 2K loss
+complex step; ``method="auto"`` screens with complex step where the model allows it). That is 2K loss
 evaluations per row for central (K for complex step), instead of 2 per entry; all rows go to the model in one
 call when it offers ``loss_directions_many`` (see :mod:`gradcheck.protocol`).
 
@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import finite_diff as fd
-from .protocol import request_by_calls
-from .report import Row
-from .tolerance import compare_many
+from .. import finite_diff as fd
+from ..report import Row
+from ..tolerance import compare_many
+from .blas_threads import single_threaded_blas
+from .chunked import request_by_calls
 
 NEAR = 0.1               # error/tolerance above this: "near threshold", the row gets the full check
 SCREEN_STREAM = 7        # seed stream id of the screen's directions
@@ -94,8 +95,8 @@ class Job:
     """One request of the screen to the model, and the rows it serves.
 
     ``directions`` ``(n, *shape)`` or rank-1 factors ``(A, B)`` (read-only); ``deltas`` ``(S, n)``: the
-    stencil's S steps along each direction; ``rows``: ``(t, analytic, columns)`` per row (t None for a parameter
-    block): the row's K analytic ``v^T g`` and which of the n directions are its own.
+    stencil's S steps along each direction; ``rows``: ``(key, analytic, columns)`` per row (the target's key):
+    the row's K analytic ``v^T g`` and which of the n directions are its own.
     """
 
     kind: str
@@ -111,74 +112,117 @@ class Job:
         return sum(a.nbytes for a in d) if isinstance(d, tuple) else d.nbytes
 
 
-def param_job(name: str, x: np.ndarray, g: np.ndarray, *, seed: int, row_number: int, K: int, method: str,
-              base: float) -> Job:
-    """Parameter block ``name`` (the row_number-th row) along K directions (rank-1 factors for a 2-D block)."""
+def param_job(target, x: np.ndarray, g: np.ndarray, *, seed: int, K: int, method: str, step: float) -> Job:
+    """A parameter row along K directions: rank-1 factors for a whole 2-D block, dense otherwise (zero outside
+    the row's entries for one index of a time axis or one part of a split block)."""
     g = np.asarray(g).real
-    if x.ndim == 2:
-        A, B = V = factors_for(seed, row_number, K, x.shape)
+    number = target.number
+    if target.whole and x.ndim == 2:
+        A, B = V = factors_for(seed, number, K, x.shape)
         analytic = np.einsum("kj,kj->k", A @ g, B)                        # a_k^T G b_k = v_k^T g
         A.flags.writeable = B.flags.writeable = False
-    else:
-        V = directions_for(seed, row_number, K, x.shape, out=buffer(("param", row_number), (K, *x.shape)))
+    elif target.whole:
+        V = directions_for(seed, number, K, x.shape, out=buffer(("param", number), (K, *x.shape)))
         analytic = V.reshape(K, -1) @ g.reshape(-1)
         V.flags.writeable = False           # a model writing into it fails loudly
-    delta = _delta(method, base, max(1.0, float(np.max(np.abs(x)))), g.size)
-    return Job("param", name, V, _stencil(method, delta, K), [(None, analytic, slice(0, K))], delta)
+    else:
+        V = buffer(("param", number), (K, *x.shape))
+        V[:] = 0.0
+        flat = V.reshape(K, -1)
+        flat[:, target.flat_idx] = directions_for(seed, number, K, (target.size,))
+        analytic = flat @ g.reshape(-1)
+        V.flags.writeable = False
+    delta = _delta(method, step, max(1.0, float(np.max(np.abs(x.reshape(-1)[target.flat_idx])))), target.size)
+    return Job("param", target.name, V, _stencil(method, delta, K), [(target.key, analytic, slice(0, K))], delta)
 
 
-def state_job(name: str, g: np.ndarray, *, seed: int, first_row: int, K: int, method: str, base: float,
-              steps=None) -> Job:
-    """Steps ``steps`` (None: all) of state ``name`` (``g`` ``(T, *state_shape)``; step t is row
-    ``first_row + t``) in one request: the K copies of step t move only the tap at step t."""
-    T = g.shape[0]
-    steps = list(range(T)) if steps is None else list(steps)
-    delta = _delta(method, base, 1.0, g[0].size)
-    V = buffer(("state", first_row, steps[0], len(steps)), (len(steps) * K, *g.shape))
+def state_job(targets, g: np.ndarray, *, seed: int, K: int, method: str, step: float) -> Job:
+    """The steps of one state (its ``targets``, ``g`` ``(T, *state_shape)``) in one request: the K copies of
+    step t move only the tap at step t."""
+    delta = _delta(method, step, 1.0, g[0].size)
+    first = targets[0]
+    V = buffer(("state", first.number, len(targets)), (len(targets) * K, *g.shape))
     V[:] = 0.0
     rows = []
-    for j, t in enumerate(steps):
-        signs = directions_for(seed, first_row + t, K, g.shape[1:], out=V[j * K:(j + 1) * K, t])
-        V[j * K:(j + 1) * K, t] = signs
-        rows.append((t, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real, slice(j * K, (j + 1) * K)))
+    for j, target in enumerate(targets):
+        t = target.t
+        signs = directions_for(seed, target.number, K, g.shape[1:], out=V[j * K:(j + 1) * K, t])
+        rows.append((target.key, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real,
+                     slice(j * K, (j + 1) * K)))
     V.flags.writeable = False
-    return Job("state", name, V, _stencil(method, delta, len(steps) * K), rows, delta)
+    return Job("state", first.name, V, _stencil(method, delta, len(targets) * K), rows, delta)
 
 
 def state_job_bytes(g: np.ndarray, K: int) -> int:
-    """Memory of the directions of :func:`state_job` over all steps (the checker screens step by step above a
+    """Memory of the directions of :func:`state_job` over all steps (the screen goes step by step above a
     limit)."""
     return 8 * K * g.shape[0] * g.size
 
 
-def run(ev, jobs: list[Job], *, method: str, rtol: float, atol: float, dtype) -> list[list[Row]]:
+STATE_SCREEN_BYTES = 32 * 2**20   # a state's directions for all its steps in one request up to this size
+SCREEN_CALL_BYTES = 64 * 2**20    # directions per evaluator call of the screen (requests are grouped up to it)
+
+
+def screen_rows(ev, targets, params: dict, analytic, plan) -> dict:
+    """The screen's row of every target, keyed by ``target.key``. The requests go to the evaluator in groups of
+    at most ``SCREEN_CALL_BYTES`` of directions, ONE evaluator call per group (the whole screen at the
+    write-up's size)."""
+    opts = {"seed": plan.seed, "K": plan.directions, "method": plan.method, "step": plan.step}
+    builders = []
+    by_state: dict[str, list] = {}
+    for target in targets:
+        if target.kind == "param":
+            x, g = params[target.name], analytic.params[target.name]
+            builders.append(lambda target=target, x=x, g=g: param_job(target, x, g, **opts))
+        else:
+            by_state.setdefault(target.name, []).append(target)
+    for name, steps in by_state.items():
+        g = analytic.states[name]
+        groups = [steps] if state_job_bytes(g, plan.directions) <= STATE_SCREEN_BYTES else [[t] for t in steps]
+        builders += [lambda group=group, g=g: state_job(group, g, **opts) for group in groups]
+    out: dict = {}
+    group: list[Job] = []
+    with single_threaded_blas():                 # once for all rows (switching OpenBLAS's threads costs)
+        size = 0
+        for build in builders:
+            job = build()
+            if group and size + job.nbytes > SCREEN_CALL_BYTES:
+                out.update(run(ev, group, plan=plan))
+                group, size = [], 0
+            group.append(job)
+            size += job.nbytes
+        if group:
+            out.update(run(ev, group, plan=plan))
+    return out
+
+
+def run(ev, jobs: list[Job], *, plan) -> dict:
     """Evaluate ``jobs`` in ONE evaluator call when it offers ``direction_losses_many`` (else one call per job)
-    and compare every row at once; returns each job's rows."""
+    and compare every row at once; returns the rows by key."""
     requests = [(j.kind, j.name, j.directions, j.deltas) for j in jobs]
     many = getattr(ev, "direction_losses_many", None)
     if many is not None:
         losses = many(requests)
     else:
         losses = [request_by_calls(ev.direction_losses, *r) for r in requests]
-    weights = fd.STENCILS[method][1]
-    analytic, numeric, noise, where = [], [], [], []
-    for n, (job, L) in enumerate(zip(jobs, losses)):
+    analytic, numeric, noise, keys = [], [], [], []
+    for job, L in zip(jobs, losses):
         L = np.asarray(L).reshape(job.deltas.shape)
         h = np.full(L.shape[1], job.delta)
-        num = L[0].imag / h if method == "complex" else sum(w * Lc.real for w, Lc in zip(weights, L)) / h
-        rnoise = fd.round_off_noise(L, h, method, dtype)
-        for t, a, cols in job.rows:
+        num = fd.apply_stencil(L, h, plan.method)
+        rnoise = fd.round_off_noise(L, h, plan.method, plan.dtype)
+        for key, a, cols in job.rows:
             analytic.append(a)
             numeric.append(num[cols])
             noise.append(rnoise[cols])
-            where.append((n, t))
-    comps = compare_many(np.array(analytic), np.array(numeric), np.array(noise), rtol=rtol, atol=atol)
-    out: list[list[Row]] = [[] for _ in jobs]
-    for (n, t), a, num, c in zip(where, analytic, numeric, comps):
-        job = jobs[n]
-        out[n].append(Row(kind=job.kind, name=job.name, t=t, passed=c.passed, max_abs_err=c.max_abs_err,
-                          max_rel_err=c.max_rel_err, worst_index=[], analytic=float(a[c.worst]),
-                          numeric=float(num[c.worst]), tolerance=c.tolerance, ratio=c.ratio, checked=int(a.size)))
+            keys.append(key)
+    comps = compare_many(np.array(analytic), np.array(numeric), np.array(noise), rtol=plan.rtol, atol=plan.atol)
+    out = {}
+    for (kind, name, t, part), a, num, c in zip(keys, analytic, numeric, comps):
+        out[kind, name, t, part] = Row(
+            kind=kind, name=name, t=t, part=part, passed=c.passed, max_abs_err=c.max_abs_err,
+            max_rel_err=c.max_rel_err, worst_index=[], analytic=float(a[c.worst]), numeric=float(num[c.worst]),
+            tolerance=c.tolerance, ratio=c.ratio, checked=int(a.size))
     return out
 
 
@@ -187,12 +231,29 @@ def _stencil(method: str, delta: float, n: int) -> np.ndarray:
     return np.repeat(np.asarray(fd.STENCILS[method][0])[:, None] * delta, n, axis=1)
 
 
-def _delta(method: str, base: float, scale: float, n: int) -> float:
-    # the step along v moves the block by base*scale in 2-norm, like one entry moved by base*scale
-    return base * scale if method == "complex" else base * scale / np.sqrt(n)
+def _delta(method: str, step: float, scale: float, n: int) -> float:
+    # the step along v moves the block by step*scale in 2-norm, like one entry moved by step*scale
+    return step * scale if method == "complex" else step * scale / np.sqrt(n)
 
 
 def needs_full(row: Row) -> bool:
     """Failing, non-finite or near-threshold screen rows are re-checked entry by entry."""
     r = row.ratio
     return (not row.passed) or not np.isfinite(r) or r > NEAR
+
+
+def settings(plan, screened: dict, escalated: list[str]) -> dict:
+    """The report's ``settings["screen"]``: how the screen drew its directions and what it escalated."""
+    return {
+        "directions": plan.directions, "seed": plan.seed,
+        "distribution": "rademacher (+-1 entries); 2-D blocks rank-1: v = a b^T, a and b +-1 vectors",
+        "seed_rule": f"numpy.random.default_rng([seed, {SCREEN_STREAM}, row number])",
+        "near_threshold": NEAR, "escalated_to_full": escalated,
+        "screen_ratios": {row.label: _json_num(row.ratio) for row in screened.values()},
+        "detection_rule": "a single-entry error e is caught when |e| > ~ rtol * max_k |v_k^T g| "
+                          "(see gradcheck.fast.screen); rows above near_threshold are re-checked in full",
+    }
+
+
+def _json_num(x: float):
+    return float(x) if np.isfinite(x) else str(x)

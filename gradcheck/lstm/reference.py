@@ -8,6 +8,8 @@ import lstm_ref
 from lstm_ref import batched
 from lstm_ref.model import LOSSES, VARIANTS, step_loss_grads
 
+from ..errors import ProtocolError
+
 
 class ReferenceLSTM:
     """The write-up's LSTM on one random problem, drawn from ``seed``.
@@ -17,7 +19,7 @@ class ReferenceLSTM:
     ``loss="seed"`` or ``(steps, hidden)`` for ``loss="full"``; nonzero initial states h0, s0 ``(hidden,)``
     (``nonzero_init=False`` for zeros). All of it comes from ``np.random.default_rng(seed)``.
     States: ``"h"`` and ``"s"``, each ``(steps, hidden)``. Accepts complex parameters (complex step).
-    Batched (:meth:`loss_batch`, :meth:`loss_directions`): K perturbed copies in one structured pass
+    Batched (:meth:`loss_batch`, :meth:`loss_directions_many`): K perturbed copies in one structured pass
     (:mod:`lstm_ref.batched`), equal to one-at-a-time :meth:`loss` calls to rounding.
     """
 
@@ -28,11 +30,11 @@ class ReferenceLSTM:
                  backward=None):
         for name, v in (("x_dim", x_dim), ("hidden", hidden), ("steps", steps)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+                raise ProtocolError(f"{name}: expected an integer >= 1, got {v!r}")
         if variant not in VARIANTS:
-            raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
+            raise ProtocolError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
         if loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {list(LOSSES)}, got {loss!r}")
+            raise ProtocolError(f"loss: expected one of {list(LOSSES)}, got {loss!r}")
         self.x_dim, self.hidden, self.steps = int(x_dim), int(hidden), int(steps)
         self.variant, self.loss_kind, self.seed = variant, loss, seed
         self.dtype = np.dtype(dtype)
@@ -76,9 +78,3 @@ class ReferenceLSTM:
         """[loss_directions(params, *r) for r in requests] in one batched pass (the whole screen in one call)."""
         return batched.direction_losses_many(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
                                              h0=self.h0, s0=self.s0, requests=requests, cache=self._batch_cache)
-
-    def loss_directions(self, params, kind, name, directions, deltas):
-        """L for K whole-block moves along ``directions`` (the screen's batched evaluation)."""
-        return batched.direction_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
-                                        h0=self.h0, s0=self.s0, kind=kind, name=name, directions=directions,
-                                        deltas=deltas, cache=self._batch_cache)

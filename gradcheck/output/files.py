@@ -16,13 +16,11 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ..errors import UsageError
+
 DEFAULT_DIR = "reports"
 FILE_NAMES = {"json": "gradcheck.json", "junit": "gradcheck.xml", "markdown": "gradcheck.md"}
 FLAGS = {"json": "--json", "junit": "--junit", "markdown": "--markdown"}
-
-
-class ReportPathError(ValueError):
-    """A report path that cannot be written (a usage error: exit code 2)."""
 
 
 def report_paths(*, report_dir: str | None = DEFAULT_DIR, no_reports: bool = False, json: str | None = None,
@@ -30,7 +28,7 @@ def report_paths(*, report_dir: str | None = DEFAULT_DIR, no_reports: bool = Fal
     """``{"json"|"junit"|"markdown": path}`` for the files to write, after checking that each can be written."""
     explicit = {"json": json, "junit": junit, "markdown": markdown}
     if report_dir is not None and not str(report_dir).strip():
-        raise ReportPathError("--report-dir: empty path")
+        raise UsageError("--report-dir: empty path")
     out = {}
     for kind, name in FILE_NAMES.items():
         if explicit[kind] is not None:
@@ -42,17 +40,17 @@ def report_paths(*, report_dir: str | None = DEFAULT_DIR, no_reports: bool = Fal
         check_path(path, FLAGS[kind] if explicit[kind] is not None else "--report-dir")
         real = os.path.realpath(path)
         if real in seen:
-            raise ReportPathError(f"{FLAGS[kind]} and {FLAGS[seen[real]]} both write {path!r}")
+            raise UsageError(f"{FLAGS[kind]} and {FLAGS[seen[real]]} both write {path!r}")
         seen[real] = kind
     return out
 
 
 def check_path(path: str, flag: str) -> None:
-    """Raise :class:`ReportPathError` unless ``path`` can be created or replaced as a regular file."""
+    """Raise :class:`UsageError` unless ``path`` can be created or replaced as a regular file."""
     if not str(path).strip():
-        raise ReportPathError(f"{flag}: empty path")
+        raise UsageError(f"{flag}: empty path")
     if os.path.isdir(path):
-        raise ReportPathError(f"{flag}: {path!r} is a directory, expected a file path")
+        raise UsageError(f"{flag}: {path!r} is a directory, expected a file path")
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):        # the nearest existing ancestor must be a writable directory
         up = os.path.dirname(parent)
@@ -60,9 +58,9 @@ def check_path(path: str, flag: str) -> None:
             break
         parent = up
     if not os.path.isdir(parent):
-        raise ReportPathError(f"{flag}: cannot write {path!r}: {parent!r} is not a directory")
+        raise UsageError(f"{flag}: cannot write {path!r}: {parent!r} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportPathError(f"{flag}: cannot write {path!r}: directory {parent!r} is not writable")
+        raise UsageError(f"{flag}: cannot write {path!r}: directory {parent!r} is not writable")
 
 
 def write_atomic(path: str, data: str) -> None:

@@ -18,8 +18,8 @@ The search is hypothesis's (``@given`` with the generate and shrink phases, ``da
 hypothesis shrinks towards the smallest failing configuration (small sizes first, then the first variant and
 loss, then seed 0), and a final pass lowers each size by one while the check still fails. It prints that
 configuration and the exact ``gradcheck run ...`` command that reproduces it. ``gradcheck run`` reproduces a
-factory's configuration through :func:`load_model_with_config` (``--model MODULE:FACTORY`` with the size flags
-forwarded as keyword arguments).
+factory's configuration through ``--model MODULE:FACTORY`` with the size flags forwarded as keyword
+arguments.
 
 Exit codes: 0 no failing configuration within the budget; 1 a configuration whose check fails; 2 usage error
 (bad flags, unimportable model, a factory that is not configurable, an object that is not a model); 3 the model
@@ -31,25 +31,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .loading import (  # noqa: F401  (re-exported: the fuzz API predates the loading module)
-    CONFIG_KEYS,
-    ConfigError,
-    accepted_keys,
-    build_model,
-    load_factory,
-    load_model_with_config,
-)
+from ..errors import EXIT_FAIL, EXIT_MODEL, EXIT_OK, ModelError, UsageError
+from ..options import METHODS
+from .argtypes import positive_int, seed_int
+from .loading import CONFIG_KEYS, accepted_keys, build_model, flag, load_factory
 
-FLAGS = {"x_dim": "--x-dim", "hidden": "--hidden", "steps": "--steps", "seed": "--seed", "variant": "--variant",
-         "loss": "--loss"}
-VARIANTS = ("simple", "tanh")
-LOSSES = ("full", "seed")      # shrink towards the full loss: every unit receives gradient
 
 
 def reference_factory(*, x_dim: int = 3, hidden: int = 4, steps: int = 5, seed: int = 0, variant: str = "simple",
                       loss: str = "full"):
     """The reference LSTM as a configurable factory (what ``gradcheck run`` without ``--model`` checks)."""
-    from .reference import ReferenceLSTM
+    from ..lstm.reference import ReferenceLSTM
 
     return ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed)
 
@@ -59,7 +51,7 @@ def run_command(config: dict, *, spec: str | None = None, method: str = "central
     parts = ["gradcheck", "run"]
     if spec:
         parts += ["--model", spec]
-    parts += [f"{FLAGS[k]} {config[k]}" for k in CONFIG_KEYS if k in config]
+    parts += [f"{flag(k)} {config[k]}" for k in CONFIG_KEYS if k in config]
     if method != "central":
         parts += ["--method", method]
     return " ".join(parts)
@@ -99,30 +91,36 @@ def _strategy(keys, *, max_x_dim, max_hidden, max_steps, max_seed, variants, los
 
 
 def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, max_x_dim: int = 5,
-         max_hidden: int = 6, max_steps: int = 5, max_seed: int = 2**16, variants=VARIANTS, losses=LOSSES,
+         max_hidden: int = 6, max_steps: int = 5, max_seed: int = 2**16, variants=None, losses=None,
          method: str = "central", spec: str | None = None) -> FuzzResult:
     """Search configurations of ``factory`` (default: the reference) for a failing check; shrink it.
 
-    Raises :class:`ConfigError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
-    :class:`gradcheck.protocol.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
+    ``variants``, ``losses``: the values to draw (default: all of the reference's, the full loss first, since
+    shrinking goes towards the first: with it every unit receives gradient).
+
+    Raises :class:`UsageError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
+    :class:`gradcheck.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
     """
     from hypothesis import HealthCheck, Phase, given, reporting, settings
     from hypothesis import seed as hseed
 
-    from .checker import check
-    from .protocol import ModelError
+    from lstm_ref.model import LOSSES, VARIANTS
 
+    from ..checker import check
+
+    variants = VARIANTS if variants is None else variants
+    losses = tuple(reversed(LOSSES)) if losses is None else losses
     for name, v in (("budget", budget), ("max_x_dim", max_x_dim), ("max_hidden", max_hidden),
                     ("max_steps", max_steps)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{name}: expected an integer >= 1, got {v!r}")
+            raise UsageError(f"{name}: expected an integer >= 1, got {v!r}")
     if not isinstance(max_seed, int) or max_seed < 0:
-        raise ConfigError(f"max_seed: expected an integer >= 0, got {max_seed!r}")
+        raise UsageError(f"max_seed: expected an integer >= 0, got {max_seed!r}")
     factory = reference_factory if factory is None else factory
     name = spec or getattr(factory, "__name__", "factory")
     keys = accepted_keys(factory)
     if not keys:
-        raise ConfigError(f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
+        raise UsageError(f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
                           "there is nothing to fuzz (see gradcheck fuzz --help for the factory convention)")
     counter = {"n": 0}
 
@@ -193,13 +191,10 @@ def _polish(found: _Found, probe) -> _Found:
 def add_parser(subparsers) -> None:
     import argparse
 
-    from .argtypes import positive_int, seed_int
-    from .finite_diff import METHODS
-
     p = subparsers.add_parser(
         "fuzz", help="search configurations for a failing check and shrink it to the smallest",
-        description=__doc__.split("\n\n", 1)[1].rsplit("\n\nExit codes", 1)[0],
-        epilog="exit codes:\n" + __doc__.rsplit("Exit codes: ", 1)[1],
+        description=_plain(__doc__.split("\n\n", 1)[1].rsplit("\n\nExit codes", 1)[0]),
+        epilog="exit codes:\n" + _plain(__doc__.rsplit("Exit codes: ", 1)[1]),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", metavar="MODULE:FACTORY",
                    help="a configurable factory (default: the reference LSTM)")
@@ -214,14 +209,12 @@ def add_parser(subparsers) -> None:
 
 
 def cmd(args) -> int:
-    from .cli import EXIT_FAIL, EXIT_MODEL, EXIT_OK, UsageError
-
     try:
         factory = load_factory(args.model) if args.model else None
         result = fuzz(factory, budget=args.budget, seed=args.seed, max_x_dim=args.max_x_dim,
                       max_hidden=args.max_hidden, max_steps=args.max_steps, max_seed=args.max_seed,
                       method=args.method, spec=args.model)
-    except ConfigError as exc:
+    except UsageError as exc:
         raise UsageError(f"gradcheck fuzz: {exc}") from None
     what = args.model or "the reference LSTM"
     if result.config is None:
@@ -237,3 +230,8 @@ def cmd(args) -> int:
         print(f"  failing rows: {', '.join(result.failing_rows)}")
     print(f"reproduce with:\n  {result.command}")
     return EXIT_FAIL if result.kind == "fail" else EXIT_MODEL
+
+
+def _plain(doc: str) -> str:
+    """Docstring text as help text: no reStructuredText literal markers."""
+    return doc.replace("``", "").replace("::\n", ":\n")

@@ -1,10 +1,10 @@
-"""``gradcheck selftest``: check the checker on the reference and on every mutant of :mod:`gradcheck.mutants`.
+"""``gradcheck selftest``: check the checker on the reference and on every mutant of :mod:`gradcheck.lstm.mutants`.
 
 A gate that passes a wrong gradient is worse than no gate. The self-test runs :func:`gradcheck.check` (the same
 defaults as ``gradcheck run``) on the reference LSTM and on each mutant of its backward pass, and exits 0 only when
 the reference passes and every mutant is *caught with the expected rows named*: every row the mutant changes
 fails (in float32, or with ``--lenient``: at least the rows it changes directly), every other row passes, and
-the first divergence in time is the one derived from the equations (see :class:`gradcheck.mutants.Expectation`).
+the first divergence in time is the one derived from the equations (see :class:`gradcheck.lstm.mutants.Expectation`).
 
 Configuration (explicit, printed and recorded in the report): the reference LSTM with x_dim 3, hidden 4, T 5,
 ``loss="full"``, seed 0, nonzero h0/s0, independent draws per block (small: correctness does not need scale,
@@ -13,15 +13,9 @@ and T 5 leaves two steps behind each first divergence). Each mutant runs on the 
 Methods: float64 uses ``gradcheck run``'s default, central differences (rtol 1e-6). float32 uses the complex step
 (rtol 3e-4): a float32 central difference is only good to ~1e-4 of a row (round-off ~6e-8 |L| over a 4.9e-3
 step), so its tolerance (1e-2) cannot see a 0.1% error in one block or the attenuated errors a BPTT bug carries
-back in time (measured: ``gradcheck selftest --dtype float32 --method central`` catches 8 of the 14 mutants;
-``python benchmarks/tolerance_margins.py --dtype float32 --method central --block-error 0.1 --entry-error 0.1``
-misses a 10% error on a whole block in 287 of 1000 random configurations, because the round-off floor
-~100 * 1.2e-7 * |L| / 4.9e-3 exceeds rows whose gradient is small next to the loss); the complex step has no
-cancellation and is exact to the float32 resolution of the analytic side. Measured with
-``python benchmarks/tolerance_margins.py --dtype float32 --method complex`` over 1000 random float32 reference
-configurations: 0 false alarms, largest error/tolerance ratio of a correct gradient 0.374, a 1e-3 error on one
-block caught every time (smallest ratio 4.98). Rows changed only by an error that shrank on its way back in time
-may pass in float32 (they are listed, not required); rows the bug leaves alone must pass.
+back in time; the complex step has no cancellation. The measurements behind this are in docs/benchmarks.md
+("Tolerances"). Rows changed only by an error that shrank on its way back in time may pass in float32 (they are
+listed, not required); rows the bug leaves alone must pass.
 
 The demo part trains the write-up's demo (``lstm_ref.demo.train``) with the right gradient and with the famous
 wrong "fix" (``drop_ds_next``): the wrong one reaches a lower loss while the checker rejects its gradient.
@@ -29,25 +23,25 @@ wrong "fix" (``drop_ds_next``): the wrong one reaches a lower loss while the che
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
 from typing import TYPE_CHECKING
 
+from ..errors import ProtocolError
+from . import MIN_STEPS
+
 if TYPE_CHECKING:  # imported on first use: ``gradcheck --help`` and the other commands do not pay for numpy here
     from . import mutants as mut
     from .reference import ReferenceLSTM
 
-MIN_STEPS = 3    # = gradcheck.mutants.MIN_STEPS (two steps behind each first divergence)
 
 DEFAULT_METHOD = {"float64": "central", "float32": "complex"}
 
 
 def check(model, **kwargs):
     """:func:`gradcheck.check`, imported on first use (and replaceable in tests)."""
-    from .checker import check as _check
+    from ..checker import check as _check
 
     return _check(model, **kwargs)
 
@@ -208,14 +202,14 @@ def run_selftest(config: SelftestConfig = SelftestConfig(), *, names: list[str] 
                  demo: bool = True) -> SelftestResult:
     """Run the reference and the catalog (or the mutants in ``names``) through the checker."""
     mut = _catalog()
-    if config.steps < mut.MIN_STEPS:
-        raise ValueError(f"steps: the self-test needs T >= {mut.MIN_STEPS} (two steps behind each first "
+    if config.steps < MIN_STEPS:
+        raise ProtocolError(f"steps: the self-test needs T >= {MIN_STEPS} (two steps behind each first "
                          f"divergence), got {config.steps}")
     if config.dtype not in DEFAULT_METHOD:
-        raise ValueError(f"dtype: expected one of {list(DEFAULT_METHOD)}, got {config.dtype!r}")
+        raise ProtocolError(f"dtype: expected one of {list(DEFAULT_METHOD)}, got {config.dtype!r}")
     unknown = [n for n in names or [] if n not in mut.BY_NAME]
     if unknown:
-        raise ValueError(f"unknown mutant(s) {unknown}; the catalog has {list(mut.BY_NAME)}")
+        raise ProtocolError(f"unknown mutant(s) {unknown}; the catalog has {list(mut.BY_NAME)}")
     t0 = time.perf_counter()
     chosen = [mut.BY_NAME[n] for n in names] if names else list(mut.CATALOG)
     cases = [run_case(config, None)] + [run_case(config, m) for m in chosen]
@@ -290,78 +284,3 @@ def markdown(result: SelftestResult) -> str:
         lines += ["", "## Demo", "", result.demo.line()]
     lines += ["", f"**{result.verdict()}**", ""]
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def add_parser(subparsers) -> None:
-    import argparse
-
-    from .argtypes import positive_int, seed_int
-
-    p = subparsers.add_parser(
-        "selftest", help="check the checker: the reference passes, every catalogued BPTT bug is caught",
-        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 reference passes and every mutant caught with the expected rows; 1 otherwise; "
-               "2 usage error")
-    p.add_argument("--x-dim", type=positive_int, default=3, help="input size (default 3)")
-    p.add_argument("--hidden", type=positive_int, default=4, help="memory cells (default 4)")
-    p.add_argument("--steps", type=positive_int, default=5, help=f"time steps T >= {MIN_STEPS} (default 5)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of the problem (default 0)")
-    p.add_argument("--dtype", choices=list(DEFAULT_METHOD), default="float64")
-    p.add_argument("--method", choices=["central", "richardson", "complex"],
-                   help="default: central in float64 (like gradcheck run), complex in float32")
-    p.add_argument("--mutant", action="append", metavar="NAME",
-                   help="run only this mutant (repeatable; default: the whole catalog; names: see the report)")
-    p.add_argument("--lenient", action="store_true",
-                   help="require only the rows each bug writes directly, also in float64 (for configurations "
-                        "other than the default, e.g. hidden 1, where an error carried back in time can shrink "
-                        "below the float64 tolerance)")
-    p.add_argument("--no-demo", action="store_true", help="skip training the demo with the wrong 'fix'")
-    p.add_argument("--report-dir", default="reports", metavar="DIR",
-                   help="write selftest.json and selftest.md here (default reports/)")
-    p.add_argument("--no-reports", action="store_true", help="write no report files")
-
-
-def cmd(args) -> int:
-    from .cli import EXIT_FAIL, EXIT_OK, UsageError
-    from .reports import write_atomic
-
-    if args.steps < MIN_STEPS:
-        raise UsageError(f"gradcheck selftest: --steps must be >= {MIN_STEPS} (the expected rows need two "
-                         f"steps behind each first divergence), got {args.steps}")
-    if not args.no_reports and (not args.report_dir or _is_file(args.report_dir)):
-        raise UsageError(f"gradcheck selftest: --report-dir {args.report_dir!r} is not a directory path")
-    catalog = _catalog().BY_NAME
-    unknown = [n for n in args.mutant or [] if n not in catalog]
-    if unknown:
-        raise UsageError(f"gradcheck selftest: --mutant: unknown {', '.join(map(repr, unknown))}; the catalog has "
-                         f"{', '.join(catalog)}")
-    config = SelftestConfig(args.x_dim, args.hidden, args.steps, args.seed, "full", args.dtype, args.method,
-                            args.lenient)
-    result = run_selftest(config, names=args.mutant, demo=not args.no_demo)
-    print(text(result))
-    if not args.no_reports:
-        import os
-
-        write_atomic(os.path.join(args.report_dir, "selftest.json"),
-                     json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n")
-        write_atomic(os.path.join(args.report_dir, "selftest.md"), markdown(result))
-    return EXIT_OK if result.passed else EXIT_FAIL
-
-
-def _is_file(path: str) -> bool:
-    import os
-
-    return os.path.exists(path) and not os.path.isdir(path)
-
-
-def _json_default(x):
-    import numpy as np
-
-    if isinstance(x, (np.floating, np.integer)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    raise TypeError(f"not JSON serializable: {type(x).__name__}")

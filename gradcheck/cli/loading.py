@@ -14,9 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 
+from ..errors import ModelError, UsageError
+
 CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
-class ConfigError(ValueError):
-    """The factory cannot be configured as asked (a usage error, exit 2)."""
+
+
+def flag(key: str) -> str:
+    """The ``gradcheck run`` flag of a configuration keyword: ``x_dim`` -> ``--x-dim``."""
+    return "--" + key.replace("_", "-")
 
 
 def accepted_keys(factory: Callable) -> tuple[str, ...]:
@@ -36,29 +41,27 @@ def load_factory(spec: str) -> Callable:
     """Import MODULE (the current directory on the path) and return FACTORY from ``MODULE:FACTORY``."""
     module_name, sep, factory_name = spec.partition(":")
     if not sep or not module_name or not factory_name:
-        raise ConfigError(f"--model: expected MODULE:FACTORY, got {spec!r}")
+        raise UsageError(f"--model: expected MODULE:FACTORY, got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise ConfigError(f"--model: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"--model: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, factory_name, None)
     if factory is None:
-        raise ConfigError(f"--model: module {module_name!r} has no {factory_name!r}")
+        raise UsageError(f"--model: module {module_name!r} has no {factory_name!r}")
     if not callable(factory):
-        raise ConfigError(f"--model: {module_name}:{factory_name} is not callable")
+        raise UsageError(f"--model: {module_name}:{factory_name} is not callable")
     return factory
 
 
 def build_model(factory: Callable, config: dict, *, name: str = "factory"):
     """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError."""
-    from .protocol import ModelError
-
     accepted = accepted_keys(factory)
     refused = [k for k in config if k not in accepted]
     if refused:
-        raise ConfigError(
+        raise UsageError(
             f"{name} does not accept {', '.join(refused)} (it accepts {', '.join(accepted) or 'none of'} "
             f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments")
     try:
@@ -73,10 +76,10 @@ def load_model_with_config(spec: str, **config):
 
     For ``gradcheck run``: forward the reference-size flags the user gave (``--x-dim``, ``--hidden``, ``--steps``,
     ``--seed``, ``--variant``, ``--loss``) as keyword arguments; with none given this is ``FACTORY()``, as before.
-    A flag the factory does not accept is a usage error (:class:`ConfigError`, a ValueError: exit 2) naming it;
+    A flag the factory does not accept is a usage error (:class:`UsageError`: exit 2) naming it;
     the factory's own exceptions become :class:`ModelError` (exit 3).
     """
     unknown = [k for k in config if k not in CONFIG_KEYS]
     if unknown:
-        raise ConfigError(f"unknown configuration keys {unknown}; known: {list(CONFIG_KEYS)}")
+        raise UsageError(f"unknown configuration keys {unknown}; known: {list(CONFIG_KEYS)}")
     return build_model(load_factory(spec), config, name=spec)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+from ..fast.executors import DASK_HINT, dask_available
+from ..options import MODES
 from .argtypes import positive_int
-from .executors import DASK_HINT, dask_available
 
 
 def _address(text: str) -> str:
@@ -21,7 +23,7 @@ def _address(text: str) -> str:
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("speed (the numbers agree to rounding whatever these are; "
                              "--mode screen and --sample check less)")
-    g.add_argument("--mode", choices=["full", "screen"], default="full",
+    g.add_argument("--mode", choices=list(MODES), default="full",
                    help="full: every entry (default); screen: K random directions per block and per (state, t), "
                         "failing or near-threshold rows re-checked in full")
     g.add_argument("--directions", type=positive_int, default=16, metavar="K",
@@ -40,8 +42,6 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
 
 def speed_options(args) -> dict:
     """Keyword arguments of :func:`gradcheck.check` from the parsed flags."""
-    from .cli import UsageError
-
     if args.workers is not None and args.scheduler is not None:
         raise UsageError("gradcheck run: --workers and --scheduler exclude each other (see gradcheck run --help)")
     if args.scheduler is not None and not dask_available():

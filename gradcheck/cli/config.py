@@ -10,7 +10,7 @@ Precedence: command line > environment > pyproject.toml > built-in defaults.
   ``GRADCHECK_X_DIM``, ``GRADCHECK_NO_REPORTS=1``); values are read like command-line text, empty means unset.
 - pyproject.toml is looked up from the current directory upwards; the first one found is used (with or without a
   ``[tool.gradcheck]`` table).
-- An unknown key or a value of the wrong type is a :class:`ConfigError` (exit code 2) that names the key and
+- An unknown key or a value of the wrong type is a :class:`~gradcheck.errors.UsageError` (exit code 2) that names the key and
   suggests the closest valid one.
 """
 
@@ -23,14 +23,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UsageError
+
 ENV_PREFIX = "GRADCHECK_"
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 PATH_METAVARS = frozenset({"PATH", "DIR", "FILE"})
-
-
-class ConfigError(ValueError):
-    """A bad ``[tool.gradcheck]`` entry or ``GRADCHECK_*`` variable (a usage error: exit code 2)."""
 
 
 @dataclass
@@ -84,7 +82,7 @@ def load(parser: argparse.ArgumentParser, *, cwd: str | os.PathLike, environ) ->
         for raw_key, value in table.items():
             found = by_norm.get(_norm(raw_key))
             if found is None:
-                raise ConfigError(f"{path} [tool.gradcheck]: unknown key {raw_key!r}{_suggest(raw_key, opts)}")
+                raise UsageError(f"{path} [tool.gradcheck]: unknown key {raw_key!r}{_suggest(raw_key, opts)}")
             key, action = found
             where = f"{path} [tool.gradcheck] {raw_key}"
             v = _from_toml(action, value, where)
@@ -115,13 +113,13 @@ def _tool_table(path: Path) -> dict:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     tool = data.get("tool", {})
     table = tool.get("gradcheck", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: tool.gradcheck must be a table ([tool.gradcheck]), got {_tname(table)}")
+        raise UsageError(f"{path}: tool.gradcheck must be a table ([tool.gradcheck]), got {_tname(table)}")
     return table
 
 
@@ -167,9 +165,9 @@ def _convert(action: argparse.Action, text: str, where: str):
         v = action.type(text) if action.type is not None else text
     except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
         msg = str(exc) or f"invalid value {text!r}"
-        raise ConfigError(f"{where}: {msg}") from None
+        raise UsageError(f"{where}: {msg}") from None
     if action.choices is not None and v not in action.choices:
-        raise ConfigError(f"{where}: expected one of {', '.join(map(str, action.choices))}, got {text!r}")
+        raise UsageError(f"{where}: expected one of {', '.join(map(str, action.choices))}, got {text!r}")
     return v
 
 
@@ -177,11 +175,11 @@ def _from_toml(action: argparse.Action, value, where: str):
     k = kind(action)
     if k == "flag":
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r} ({_tname(value)})")
+            raise UsageError(f"{where}: expected true or false, got {value!r} ({_tname(value)})")
         return action.const if value else action.default
     if isinstance(action.nargs, int) or action.nargs in ("+", "*"):
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected an array, got {value!r} ({_tname(value)})")
+            raise UsageError(f"{where}: expected an array, got {value!r} ({_tname(value)})")
         return [_scalar(action, k, item, where) for item in value]
     return _scalar(action, k, value, where)
 
@@ -194,7 +192,7 @@ def _scalar(action, k: str, value, where: str):
         return _convert(action, repr(float(value)), where)
     if isinstance(value, str):
         return _convert(action, value, where) if k == "str" else _string_for_number(action, value, k, where)
-    raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
+    raise UsageError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
 
 
 def _string_for_number(action, value: str, k: str, where: str):
@@ -205,7 +203,7 @@ def _string_for_number(action, value: str, k: str, where: str):
         v = None
     if v is not None and not isinstance(v, (int, float)):
         return _convert(action, value, where)
-    raise ConfigError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
+    raise UsageError(f"{where}: expected {_expected(action, k)}, got {value!r} ({_tname(value)})")
 
 
 def _expected(action, k: str) -> str:
@@ -221,7 +219,7 @@ def _from_text(action: argparse.Action, text: str, where: str):
             return action.const
         if low in FALSE:
             return action.default
-        raise ConfigError(f"{where}: expected 1/0, true/false, yes/no or on/off")
+        raise UsageError(f"{where}: expected 1/0, true/false, yes/no or on/off")
     if isinstance(action.nargs, int) or action.nargs in ("+", "*"):
         return [_convert(action, part, where) for part in text.split()]
     return _convert(action, text, where)

@@ -1,9 +1,9 @@
 """The chunked evaluator: perturbations evaluated K at a time, in process or through an executor.
 
-Same interface as :class:`gradcheck.finite_diff.SerialEvaluator` (``param_losses``, ``state_losses``,
-``direction_losses``). For a model declaring the "batched" capability each chunk is ONE ``loss_batch`` call
-(see :mod:`gradcheck.protocol`); otherwise a chunk is a loop of ``loss`` calls (useful to spread a plain model
-over worker processes or a dask cluster). Chunks are fixed by the inputs and K only, results are put back in
+Same interface as :class:`gradcheck.finite_diff.SerialEvaluator` (``losses``, ``direction_losses``), plus
+``direction_losses_many`` for the screen. For a model declaring the "batched" capability each chunk is ONE
+``loss_batch`` call (see :mod:`gradcheck.protocol`); otherwise a chunk is a loop of ``loss`` calls (useful to
+spread a plain model over worker processes or a dask cluster). Chunks are fixed by the inputs and K only, results are put back in
 chunk order, so the numbers do not depend on the executor or on the number of workers.
 
 K (the chunk size) bounds the memory a chunk needs; :func:`auto_batch` picks it from the state sizes.
@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import warnings
 
 import numpy as np
 
-from . import finite_diff as fd
+from .. import finite_diff as fd
+from ..errors import ModelError, ProtocolError
+from ..protocol import call_model, dense_directions
 from .blas_threads import single_threaded_blas
 from .executors import ordered_results
-from .protocol import ModelError, ProtocolError, call_model, request_by_calls
 
 BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
@@ -75,19 +77,20 @@ class ChunkedEvaluator:
         self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):
             _check_picklable(model, cloud_ok=not isinstance(executor, cf.ProcessPoolExecutor))
-        self.calls = 0                               # model calls made (loss_batch / loss_directions / loss)
+        self.calls = 0                               # model calls made (loss_batch / loss_directions_many / loss)
+        if batched and callable(getattr(model, "loss_directions", None)) and \
+                not callable(getattr(model, "loss_directions_many", None)):
+            warnings.warn(f"{type(model).__name__}.loss_directions is deprecated and will not be read in a later "
+                          "version: implement loss_directions_many(params, requests) (one call for all requests; "
+                          "see gradcheck.protocol)", DeprecationWarning, stacklevel=4)
 
     # ---- the evaluator interface
-    def param_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L at params with ``params[name].flat[flat_idx[n]] += deltas[n]``, for each n."""
-        return self._run("param", name, flat_idx, deltas)
-
-    def state_losses(self, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L with the tap ``taps[name].flat[flat_idx[n]] = deltas[n]`` (all other taps zero), for each n."""
-        return self._run("state", name, flat_idx, deltas)
+    def losses(self, kind: str, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """L with entry ``flat_idx[k]`` of parameter (or tap) ``name`` moved by ``deltas[k]``, for each k."""
+        return self._run(kind, name, flat_idx, deltas)
 
     def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """L with the block (or the whole tap) moved by ``deltas[n] * directions[n]``, for each n (one chunk)."""
+        """L with the block (or the whole tap) moved by ``deltas[k] * directions[k]``, for each k (one chunk)."""
         directions = np.asarray(directions)
         deltas = np.asarray(deltas)
         use = self.batched and callable(getattr(self.model, "loss_directions", None))
@@ -113,7 +116,7 @@ class ChunkedEvaluator:
             (out,) = ordered_results(self.executor, _directions_many_task, [task])
         out = _unwrap(out)
         stage = "loss_directions_many(params, requests)"
-        if not isinstance(out, (list, tuple)) or len(out) != len(requests):
+        if not isinstance(out, list | tuple) or len(out) != len(requests):
             raise ProtocolError(f"{stage} must return a list of {len(requests)} arrays (one per request), got "
                                 f"{type(out).__name__}{'' if not hasattr(out, '__len__') else f' of {len(out)}'}")
         self.calls += 1
@@ -168,6 +171,17 @@ class ChunkedEvaluator:
                 if self.progress is not None:
                     self.progress(k)
         return out
+
+
+def request_by_calls(direction_losses, kind, name, directions, deltas) -> np.ndarray:
+    """A ``loss_directions_many`` request with ``(S, n)`` deltas through one ``direction_losses(kind, name,
+    directions, deltas)`` call (dense directions repeated S times, read-only: the caller computes v^T g from
+    them); the result ``(S, n)``."""
+    S = deltas.shape[0]
+    V = dense_directions(directions)
+    dirs = V if S == 1 else np.concatenate([V] * S)
+    dirs.flags.writeable = False
+    return np.asarray(direction_losses(kind, name, dirs, deltas.reshape(-1))).reshape(deltas.shape)
 
 
 def _check_picklable(model, cloud_ok: bool) -> None:
@@ -249,10 +263,9 @@ def _chunks(model, params, state_shapes, complex_, batched, kind, name, chunks):
             for idx, d in chunks:
                 out.append(call_model(stage, model.loss_batch, params, kind, name, idx, d))
         else:
-            ev = fd.SerialEvaluator(model, params, {k: s for k, s in state_shapes.items()}, complex_=complex_)
-            get = ev.param_losses if kind == "param" else ev.state_losses
+            ev = fd.SerialEvaluator(model, params, dict(state_shapes), complex_=complex_)
             for idx, d in chunks:
-                out.append(get(name, idx, d))
+                out.append(ev.losses(kind, name, idx, d))
     except ModelError as exc:
         return _Raised(exc.stage, exc.exc)
     except ProtocolError as exc:
@@ -271,7 +284,7 @@ def _directions_many_task(model, params, requests):
 
 def _direction_task(model, params, state_shapes, complex_, use_batched, kind, name, directions, deltas):
     try:
-        if use_batched:
+        if use_batched:  # a model of the older protocol (loss_directions, one request per call): still read
             return call_model(f"loss_directions(params, {kind!r}, {name!r}, ...)", model.loss_directions,
                               params, kind, name, directions, deltas)
         ev = fd.SerialEvaluator(model, params, dict(state_shapes), complex_=complex_)
