@@ -145,8 +145,12 @@ def torch_gradcheck_time(m: ReferenceLSTM, *, full: bool):
         h, s, L = h0, s0, 0.0
         for t in range(xs.shape[0]):
             z = W @ torch.cat([xs[t], h]) + b
-            g, i, f_, o = torch.tanh(z[:H]), torch.sigmoid(z[H:2 * H]), torch.sigmoid(z[2 * H:3 * H]), \
-                torch.sigmoid(z[3 * H:])
+            g, i, f_, o = (
+                torch.tanh(z[:H]),
+                torch.sigmoid(z[H : 2 * H]),
+                torch.sigmoid(z[2 * H : 3 * H]),
+                torch.sigmoid(z[3 * H :]),
+            )
             s = g * i + s * f_
             h = s * o if m.variant == "simple" else torch.tanh(s) * o
             L = L + (((h - ys[t]) ** 2).sum() if m.loss_kind == "full" else (h[0] - ys[t]) ** 2)
@@ -183,7 +187,7 @@ def threshold_table(cases, seeds=range(3)):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     from _planted import Planted, entry_bug
 
-    rels = [10.0 ** e for e in np.arange(-12, -0.4, 0.5)]
+    rels = [10.0**e for e in np.arange(-12, -0.4, 0.5)]
     rows = []
     for shape, K, block, method in cases:
         found = {"fail": [], "escalate": []}
@@ -193,27 +197,41 @@ def threshold_table(cases, seeds=range(3)):
             first_fail = first_esc = None
             for rel in rels:
                 m = Planted(*shape, seed=seed, plant=entry_bug(block, idx, rel))
-                r = check(m, mode="screen", directions=K, diagnose=False, seed=seed, blocks=[block],
-                          method=method)
+                r = check(
+                    m, mode="screen", directions=K, diagnose=False, seed=seed, blocks=[block], method=method
+                )
                 if first_esc is None and block in r.settings["screen"]["escalated_to_full"]:
                     first_esc = rel
                 ratio = float(r.settings["screen"]["screen_ratios"][block])
-                if first_fail is None and not ratio <= 1.0:          # the screen row alone fails
+                if first_fail is None and not ratio <= 1.0:  # the screen row alone fails
                     first_fail = rel
                 if first_fail is not None and first_esc is not None:
                     break
             found["fail"].append(first_fail)
             found["escalate"].append(first_esc)
-        rows.append((shape, K, block, method, int(np.prod(size)), max(v or np.inf for v in found["escalate"]),
-                     max(v or np.inf for v in found["fail"])))
+        rows.append(
+            (
+                shape,
+                K,
+                block,
+                method,
+                int(np.prod(size)),
+                max(v or np.inf for v in found["escalate"]),
+                max(v or np.inf for v in found["fail"]),
+            )
+        )
     return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sample sizes (for a smoke run)")
-    ap.add_argument("--full-baselines", action="store_true", help="run the naive loop and torch on every entry")
-    ap.add_argument("--out", default=os.path.join("reports", "benchmarks.md"), help="where to write the table")
+    ap.add_argument(
+        "--full-baselines", action="store_true", help="run the naive loop and torch on every entry"
+    )
+    ap.add_argument(
+        "--out", default=os.path.join("reports", "benchmarks.md"), help="where to write the table"
+    )
     args = ap.parse_args(argv)
 
     lines = []
@@ -227,14 +245,18 @@ def main(argv=None) -> int:
     emit("# gradcheck benchmarks")
     emit()
     flags = f"{' --quick' if args.quick else ''}{' --full-baselines' if args.full_baselines else ''}"
-    emit(f"Command: `python benchmarks/run.py{flags}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-         f"Python {platform.python_version()}; load average at start {load0[0]:.2f}.")
+    emit(
+        f"Command: `python benchmarks/run.py{flags}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
+        f"Python {platform.python_version()}; load average at start {load0[0]:.2f}."
+    )
     emit(f"Measured float64 GEMM rate: {rate / 1e9:.1f} GFLOP/s.")
     emit()
-    emit("| size (x_dim, hidden, T) | what | evaluations | time (s) | vs naive loop (model.loss) | "
-         "vs naive loop (unchecked core) | vs torch gradcheck exact | naive-equivalent GFLOP/s (% of GEMM rate) | "
-         "peak memory (MB) | passed |")
+    emit(
+        "| size (x_dim, hidden, T) | what | evaluations | time (s) | vs naive loop (model.loss) | "
+        "vs naive loop (unchecked core) | vs torch gradcheck exact | naive-equivalent GFLOP/s (% of GEMM rate) | "
+        "peak memory (MB) | passed |"
+    )
     emit("|---|---|---|---|---|---|---|---|---|---|")
     n_naive = 200 if args.quick else 1500
     for size in [(50, 100, 4), (64, 128, 20)]:
@@ -252,10 +274,15 @@ def main(argv=None) -> int:
 
         def row(what, evals, secs, peak="-", passed="-"):
             eff = evals * flops / secs
-            torch_ratio = f"{tg[0] / secs:.0f}x" if tg is not None else ("torch not installed"
-                                                                           if size == (50, 100, 4) else "-")
-            emit(f"| {size} | {what} | {evals:,} | {secs:.3f} | {naive / secs:.1f}x | {core / secs:.1f}x | "
-                 f"{torch_ratio} | {eff / 1e9:.1f} ({100 * eff / rate:.0f}%) | {peak} | {passed} |")
+            torch_ratio = (
+                f"{tg[0] / secs:.0f}x"
+                if tg is not None
+                else ("torch not installed" if size == (50, 100, 4) else "-")
+            )
+            emit(
+                f"| {size} | {what} | {evals:,} | {secs:.3f} | {naive / secs:.1f}x | {core / secs:.1f}x | "
+                f"{torch_ratio} | {eff / 1e9:.1f} ({100 * eff / rate:.0f}%) | {peak} | {passed} |"
+            )
 
         row("naive loop, model.loss" + how, E, naive)
         row("naive loop, unchecked core" + how, E, core)
@@ -267,8 +294,13 @@ def main(argv=None) -> int:
         dt, peak, r = timed_check(m, repeat=rep, memory=small)
         row(f"gradcheck full, central (batched; best of {rep})", E, dt, _mb(peak), r.passed)
         dtc, peakc, rc = timed_check(m, repeat=rep, memory=small, method="complex")
-        row(f"gradcheck full, complex step (batched; best of {rep})", n_evaluations(m, "complex"), dtc,
-            _mb(peakc), rc.passed)
+        row(
+            f"gradcheck full, complex step (batched; best of {rep})",
+            n_evaluations(m, "complex"),
+            dtc,
+            _mb(peakc),
+            rc.passed,
+        )
         emit(f"| {size} | complex / central time | | {dtc / dt:.2f} | | | | | | |")
         for method in ("central", "complex"):
             st, part = screen_time(m, method)
@@ -276,23 +308,31 @@ def main(argv=None) -> int:
             rows_n = 8 + 2 * m.steps
             evals = rows_n * K * fd.EVALUATIONS[method]
             default = " = the default, --method auto" if method == "complex" else ""
-            emit(f"| {size} | screen, 16 directions, {method}{default} (median of 21, whole check() call; in "
-                 f"brackets its screen part alone) | {evals:,} | {st * 1e3:.1f} ms ({part * 1e3:.1f} ms) | | | | | | |")
+            emit(
+                f"| {size} | screen, 16 directions, {method}{default} (median of 21, whole check() call; in "
+                f"brackets its screen part alone) | {evals:,} | {st * 1e3:.1f} ms ({part * 1e3:.1f} ms) | | | | | | |"
+            )
     emit()
-    emit("Naive-equivalent GFLOP/s = evaluations x the FLOPs of one plain forward pass (8 H (X+H) T) / time: the "
-         "rate a plain loop would need to match. The batched path exceeds the GEMM rate on that scale because "
-         "it skips work the structure makes redundant (first step per copy is scalar, the next a rank-1 update, "
-         "the input part of every product shared).")
+    emit(
+        "Naive-equivalent GFLOP/s = evaluations x the FLOPs of one plain forward pass (8 H (X+H) T) / time: the "
+        "rate a plain loop would need to match. The batched path exceeds the GEMM rate on that scale because "
+        "it skips work the structure makes redundant (first step per copy is scalar, the next a rank-1 update, "
+        "the input part of every product shared)."
+    )
     load1 = os.getloadavg()
-    emit(f"Load average at the end of the table: {load1[0]:.2f} (other processes share the 2 cores; "
-         "ratios are measured in the same run).")
+    emit(
+        f"Load average at the end of the table: {load1[0]:.2f} (other processes share the 2 cores; "
+        "ratios are measured in the same run)."
+    )
 
     # ---- growth with P*T
     emit()
     emit("## Cost growth with P*T (full central check, batched)")
     emit()
-    emit("A full check makes 2P evaluations, each a forward pass of cost ~P*T, so its time grows like P * (P*T); "
-         "the time per evaluation grows linearly in P*T (last column ~constant).")
+    emit(
+        "A full check makes 2P evaluations, each a forward pass of cost ~P*T, so its time grows like P * (P*T); "
+        "the time per evaluation grows linearly in P*T (last column ~constant)."
+    )
     emit()
     emit("| size | P | P*T | evaluations | time (s) | us per evaluation | ns per evaluation per (P*T) |")
     emit("|---|---|---|---|---|---|---|")
@@ -305,41 +345,55 @@ def main(argv=None) -> int:
         E = n_evaluations(m)
         check(m, blocks=["bg"])
         dt = _timed(lambda: check(m))
-        emit(f"| {size} | {P:,} | {P * m.steps:,} | {E:,} | {dt:.3f} | {dt / E * 1e6:.2f} | "
-             f"{dt / E / (P * m.steps) * 1e9:.3f} |")
+        emit(
+            f"| {size} | {P:,} | {P * m.steps:,} | {E:,} | {dt:.3f} | {dt / E * 1e6:.2f} | "
+            f"{dt / E / (P * m.steps) * 1e9:.3f} |"
+        )
 
     # ---- memory at hidden 1024
     emit()
     emit("## Extra memory of a full check at hidden 1024 (x_dim 50, T 4; P = 4,404,224)")
     emit()
-    emit("A full check at this size is 8.8 million evaluations of a 4-step forward with 4096x1024 GEMMs (hours), "
-         "so its memory is measured in parts (tracemalloc peaks, everything check() allocates, numpy included):")
+    emit(
+        "A full check at this size is 8.8 million evaluations of a 4-step forward with 4096x1024 GEMMs (hours), "
+        "so its memory is measured in parts (tracemalloc peaks, everything check() allocates, numpy included):"
+    )
     emit()
     p4 = _traced(ReferenceLSTM(50, 1024, 4), blocks=["bo", "s"])
     p1 = _traced(ReferenceLSTM(50, 1024, 1), blocks=["bo", "s"])
     full1 = _traced(ReferenceLSTM(50, 1024, 1))
     K = p4[2].settings["evaluation"]["batch"]
-    emit(f"- T = 4, blocks bo and s (the chunked dense evaluation, automatic K = {K}): {p4[1] / 2**20:.0f} MB "
-         f"({p4[0]:.1f} s)")
+    emit(
+        f"- T = 4, blocks bo and s (the chunked dense evaluation, automatic K = {K}): {p4[1] / 2**20:.0f} MB "
+        f"({p4[0]:.1f} s)"
+    )
     emit(f"- T = 1, blocks bo and s (same bookkeeping, no dense steps): {p1[1] / 2**20:.0f} MB")
-    emit(f"- T = 1, every entry of every block (the per-block arrays of a full check; "
-         f"{n_evaluations(ReferenceLSTM(50, 1024, 1)):,} evaluations, {full1[0]:.1f} s, passed {full1[2].passed}): "
-         f"{full1[1] / 2**20:.0f} MB")
+    emit(
+        f"- T = 1, every entry of every block (the per-block arrays of a full check; "
+        f"{n_evaluations(ReferenceLSTM(50, 1024, 1)):,} evaluations, {full1[0]:.1f} s, passed {full1[2].passed}): "
+        f"{full1[1] / 2**20:.0f} MB"
+    )
     est = full1[1] + max(0, p4[1] - p1[1])
-    emit(f"- estimate for the full check at T = 4: {full1[1] / 2**20:.0f} + ({p4[1] / 2**20:.0f} - "
-         f"{p1[1] / 2**20:.0f}) = **{est / 2**20:.0f} MB** (the model's own parameters, "
-         f"{sum(v.nbytes for v in ReferenceLSTM(50, 1024, 1).parameters().values()) / 2**20:.0f} MB, are not "
-         "counted; the checker's copy of them and the analytic gradients are).")
+    emit(
+        f"- estimate for the full check at T = 4: {full1[1] / 2**20:.0f} + ({p4[1] / 2**20:.0f} - "
+        f"{p1[1] / 2**20:.0f}) = **{est / 2**20:.0f} MB** (the model's own parameters, "
+        f"{sum(v.nbytes for v in ReferenceLSTM(50, 1024, 1).parameters().values()) / 2**20:.0f} MB, are not "
+        "counted; the checker's copy of them and the analytic gradients are)."
+    )
 
     # ---- screen detection threshold
     emit()
-    emit("## Screen detection threshold (single wrong entry; float64; central rtol 1e-6, complex step rtol 1e-9)")
+    emit(
+        "## Screen detection threshold (single wrong entry; float64; central rtol 1e-6, complex step rtol 1e-9)"
+    )
     emit()
-    emit("Smallest planted error (relative to the block's max |gradient|) at which the screen escalates the block "
-         "to the full check (its error/tolerance > 0.1; the full check then flags and localises the entry), and at "
-         "which the screen row alone fails (error/tolerance > 1); worst over 3 seeds, errors scanned in steps of "
-         "10^0.5 from 1e-12. Directions: rank-1 Rademacher for the weight blocks (wi), dense for the biases (bo). "
-         "The full check alone flags ~rtol (1e-6 central, 1e-9 complex step).")
+    emit(
+        "Smallest planted error (relative to the block's max |gradient|) at which the screen escalates the block "
+        "to the full check (its error/tolerance > 0.1; the full check then flags and localises the entry), and at "
+        "which the screen row alone fails (error/tolerance > 1); worst over 3 seeds, errors scanned in steps of "
+        "10^0.5 from 1e-12. Directions: rank-1 Rademacher for the weight blocks (wi), dense for the biases (bo). "
+        "The full check alone flags ~rtol (1e-6 central, 1e-9 complex step)."
+    )
     emit()
     emit("| size | directions K | block | method | entries | escalated from | screen row fails from |")
     emit("|---|---|---|---|---|---|---|")

@@ -22,7 +22,14 @@ import tempfile
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-PARTS = (["bg"], ["bg", "bi", "bf", "bo"], ["bg", "wg", "wi", "wf", "wo"], ["bg", "h"], ["bg", "h", "s"], None)
+PARTS = (
+    ["bg"],
+    ["bg", "bi", "bf", "bo"],
+    ["bg", "wg", "wi", "wf", "wo"],
+    ["bg", "h"],
+    ["bg", "h", "s"],
+    None,
+)
 
 
 def _load_renamed(tree: str):
@@ -36,10 +43,14 @@ def _load_renamed(tree: str):
                 path = os.path.join(dirpath, f)
                 text = open(path, encoding="utf-8").read()
                 for pkg in ("gradcheck", "lstm_ref"):
-                    text = text.replace(f"import {pkg}", f"import {pkg}_baseline as {pkg}") \
-                        if f"import {pkg}\n" in text else text
+                    text = (
+                        text.replace(f"import {pkg}", f"import {pkg}_baseline as {pkg}")
+                        if f"import {pkg}\n" in text
+                        else text
+                    )
                     text = text.replace(f"from {pkg}.", f"from {pkg}_baseline.").replace(
-                        f"from {pkg} import", f"from {pkg}_baseline import")
+                        f"from {pkg} import", f"from {pkg}_baseline import"
+                    )
                 open(path, "w", encoding="utf-8").write(text)
     sys.path.insert(0, tmp)
     return importlib.import_module("gradcheck_baseline")

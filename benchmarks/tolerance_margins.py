@@ -44,7 +44,7 @@ class Planted:
         self.model, self.block, self.error, self.entry = model, block, error, entry
         self.capabilities = model.capabilities
 
-    def __getattr__(self, name):        # loss_batch, loss_directions: the reference's own (the loss is unchanged)
+    def __getattr__(self, name):  # loss_batch, loss_directions: the reference's own (the loss is unchanged)
         return getattr(self.model, name)
 
     def parameters(self):
@@ -67,27 +67,46 @@ class Planted:
 def draw_configs(n: int, seed: int, *, max_x_dim: int, max_hidden: int, max_steps: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     out = []
-    for k in range(n):
-        out.append({
-            "x_dim": int(rng.integers(1, max_x_dim + 1)), "hidden": int(rng.integers(1, max_hidden + 1)),
-            "steps": int(rng.integers(1, max_steps + 1)), "variant": ["simple", "tanh"][int(rng.integers(2))],
-            "loss": ["seed", "full"][int(rng.integers(2))], "seed": int(rng.integers(2**31)),
-            "block": PARAM_KEYS[int(rng.integers(len(PARAM_KEYS)))],
-            "entry_block": PARAM_KEYS[int(rng.integers(len(PARAM_KEYS)))],
-        })
+    for _ in range(n):
+        out.append(
+            {
+                "x_dim": int(rng.integers(1, max_x_dim + 1)),
+                "hidden": int(rng.integers(1, max_hidden + 1)),
+                "steps": int(rng.integers(1, max_steps + 1)),
+                "variant": ["simple", "tanh"][int(rng.integers(2))],
+                "loss": ["seed", "full"][int(rng.integers(2))],
+                "seed": int(rng.integers(2**31)),
+                "block": PARAM_KEYS[int(rng.integers(len(PARAM_KEYS)))],
+                "entry_block": PARAM_KEYS[int(rng.integers(len(PARAM_KEYS)))],
+            }
+        )
     return out
 
 
 def measure(job) -> dict:
     cfg, dtype, method, block_error, entry_error = job
-    model = ReferenceLSTM(cfg["x_dim"], cfg["hidden"], cfg["steps"], variant=cfg["variant"], loss=cfg["loss"],
-                          seed=cfg["seed"], dtype=dtype)
+    model = ReferenceLSTM(
+        cfg["x_dim"],
+        cfg["hidden"],
+        cfg["steps"],
+        variant=cfg["variant"],
+        loss=cfg["loss"],
+        seed=cfg["seed"],
+        dtype=dtype,
+    )
     rep = check(model, method=method, diagnose=False)
     worst = max(rep.rows, key=lambda r: r.ratio)
-    out = dict(cfg, passed=rep.passed, max_ratio=worst.ratio, max_ratio_row=worst.label,
-               failing=[r.label for r in rep.failing])
-    for key, block, err, entry in (("block", cfg["block"], block_error, False),
-                                   ("entry", cfg["entry_block"], entry_error, True)):
+    out = dict(
+        cfg,
+        passed=rep.passed,
+        max_ratio=worst.ratio,
+        max_ratio_row=worst.label,
+        failing=[r.label for r in rep.failing],
+    )
+    for key, block, err, entry in (
+        ("block", cfg["block"], block_error, False),
+        ("entry", cfg["entry_block"], entry_error, True),
+    ):
         prep = check(Planted(model, block, err, entry=entry), method=method, diagnose=False)
         row = next(r for r in prep.rows if r.kind == "param" and r.name == block)
         others = [r.label for r in prep.failing if r.label != block]
@@ -116,7 +135,9 @@ def main(argv=None) -> int:
     f64 = a.dtype == "float64"
     block_error = a.block_error if a.block_error is not None else (1e-5 if f64 else 1e-3)
     entry_error = a.entry_error if a.entry_error is not None else (1e-3 if f64 else 1e-2)
-    cfgs = draw_configs(a.configs, a.seed, max_x_dim=a.max_x_dim, max_hidden=a.max_hidden, max_steps=a.max_steps)
+    cfgs = draw_configs(
+        a.configs, a.seed, max_x_dim=a.max_x_dim, max_hidden=a.max_hidden, max_steps=a.max_steps
+    )
     t0 = time.perf_counter()
     jobs = [(c, a.dtype, a.method, block_error, entry_error) for c in cfgs]
     if a.processes == 1:
@@ -128,31 +149,46 @@ def main(argv=None) -> int:
     alarms = [r for r in results if not r["passed"]]
     worst = max(results, key=lambda r: r["max_ratio"])
     summary = {
-        "configs": len(results), "dtype": a.dtype, "method": a.method, "seed": a.seed,
+        "configs": len(results),
+        "dtype": a.dtype,
+        "method": a.method,
+        "seed": a.seed,
         "sizes": {"x_dim": [1, a.max_x_dim], "hidden": [1, a.max_hidden], "steps": [1, a.max_steps]},
         "false_alarms": len(alarms),
         "max_ratio_correct": worst["max_ratio"],
         "max_ratio_config": {k: worst[k] for k in ("x_dim", "hidden", "steps", "variant", "loss", "seed")}
         | {"row": worst["max_ratio_row"]},
-        "block_error": block_error, "block_missed": sum(not r["block_caught"] for r in results),
+        "block_error": block_error,
+        "block_missed": sum(not r["block_caught"] for r in results),
         "block_min_ratio": min(r["block_ratio"] for r in results),
-        "entry_error": entry_error, "entry_missed": sum(not r["entry_caught"] for r in results),
+        "entry_error": entry_error,
+        "entry_missed": sum(not r["entry_caught"] for r in results),
         "entry_min_ratio": min(r["entry_ratio"] for r in results),
-        "planted_collateral": sum(bool(r["block_others_failing"] or r["entry_others_failing"]) for r in results),
+        "planted_collateral": sum(
+            bool(r["block_others_failing"] or r["entry_others_failing"]) for r in results
+        ),
         "seconds": round(secs, 1),
     }
-    print(f"tolerance margins: {summary['configs']} random reference configurations, {a.dtype}, {a.method}, "
-          f"seed {a.seed} (x_dim 1..{a.max_x_dim}, hidden 1..{a.max_hidden}, T 1..{a.max_steps}, both variants "
-          f"and losses), {secs:.1f} s")
+    print(
+        f"tolerance margins: {summary['configs']} random reference configurations, {a.dtype}, {a.method}, "
+        f"seed {a.seed} (x_dim 1..{a.max_x_dim}, hidden 1..{a.max_hidden}, T 1..{a.max_steps}, both variants "
+        f"and losses), {secs:.1f} s"
+    )
     print(f"  false alarms (correct gradient, some row failed): {summary['false_alarms']}")
     c = summary["max_ratio_config"]
-    print(f"  largest error/tolerance ratio of a correct gradient: {summary['max_ratio_correct']:.3e} "
-          f"(row {c['row']}; gradcheck run --x-dim {c['x_dim']} --hidden {c['hidden']} --steps {c['steps']} "
-          f"--variant {c['variant']} --loss {c['loss']} --seed {c['seed']} --dtype {a.dtype} --method {a.method})")
-    print(f"  planted {block_error:g} relative error on one block: missed {summary['block_missed']}, smallest "
-          f"detection ratio {summary['block_min_ratio']:.3e}")
-    print(f"  planted {entry_error:g} relative error on one entry (largest |g| of a block): missed "
-          f"{summary['entry_missed']}, smallest detection ratio {summary['entry_min_ratio']:.3e}")
+    print(
+        f"  largest error/tolerance ratio of a correct gradient: {summary['max_ratio_correct']:.3e} "
+        f"(row {c['row']}; gradcheck run --x-dim {c['x_dim']} --hidden {c['hidden']} --steps {c['steps']} "
+        f"--variant {c['variant']} --loss {c['loss']} --seed {c['seed']} --dtype {a.dtype} --method {a.method})"
+    )
+    print(
+        f"  planted {block_error:g} relative error on one block: missed {summary['block_missed']}, smallest "
+        f"detection ratio {summary['block_min_ratio']:.3e}"
+    )
+    print(
+        f"  planted {entry_error:g} relative error on one entry (largest |g| of a block): missed "
+        f"{summary['entry_missed']}, smallest detection ratio {summary['entry_min_ratio']:.3e}"
+    )
     print(f"  planted runs where another row failed too: {summary['planted_collateral']}")
     if a.json:
         with open(a.json, "w", encoding="utf-8") as fh:

@@ -12,8 +12,13 @@ pytest run once the package is installed) does not import numpy.
 import importlib
 
 _LAZY = {
-    "check": ".checker", "METHODS": ".options", "ModelError": ".errors", "ProtocolError": ".errors",
-    "ReferenceLSTM": ".lstm.reference", "Report": ".report", "Row": ".report",
+    "check": ".checker",
+    "METHODS": ".options",
+    "ModelError": ".errors",
+    "ProtocolError": ".errors",
+    "ReferenceLSTM": ".lstm.reference",
+    "Report": ".report",
+    "Row": ".report",
 }
 
 __all__ = ["METHODS", "ModelError", "ProtocolError", "ReferenceLSTM", "Report", "Row", "check"]

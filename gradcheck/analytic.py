@@ -49,20 +49,27 @@ def read_analytic(model, spec: ModelSpec) -> Analytic:
 def _param_grads(pg: dict, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     unknown = [k for k in pg if k not in params]
     if unknown:
-        raise ProtocolError(f"gradients(params) returned gradients for unknown parameters {unknown}; "
-                            f"parameters() has {list(params)}")
+        raise ProtocolError(
+            f"gradients(params) returned gradients for unknown parameters {unknown}; "
+            f"parameters() has {list(params)}"
+        )
     missing = [k for k in params if k not in pg]
     if missing:
-        raise ProtocolError(f"gradients(params) returned no gradient for {missing}; every parameter of "
-                            f"parameters() needs one ({list(params)})")
+        raise ProtocolError(
+            f"gradients(params) returned no gradient for {missing}; every parameter of "
+            f"parameters() needs one ({list(params)})"
+        )
     out = {}
     for name, x in params.items():
         g = np.asarray(pg[name])
         if g.dtype.kind not in "biufc":
-            raise ProtocolError(f"gradients(params)[0][{name!r}]: expected a numeric array, got dtype {g.dtype}")
+            raise ProtocolError(
+                f"gradients(params)[0][{name!r}]: expected a numeric array, got dtype {g.dtype}"
+            )
         if g.shape != x.shape:
-            raise ProtocolError(f"gradients(params)[0][{name!r}]: expected shape {x.shape} (the parameter's), "
-                                f"got {g.shape}")
+            raise ProtocolError(
+                f"gradients(params)[0][{name!r}]: expected shape {x.shape} (the parameter's), got {g.shape}"
+            )
         out[name] = g
     return out
 
@@ -97,8 +104,10 @@ def _check_taps(model, spec: ModelSpec, states: dict[str, np.ndarray], loss) -> 
         ) from None
     scale = max(1.0, abs(loss))
     if not np.isfinite(zero_loss) or abs(zero_loss - loss) > 64 * np.finfo(spec.dtype).eps * scale:
-        raise ProtocolError(f"{stage} returned {zero_loss!r} but loss(params) returned {loss!r}: a zero tap must "
-                            "change nothing (taps are added to the states right after they are computed)")
+        raise ProtocolError(
+            f"{stage} returned {zero_loss!r} but loss(params) returned {loss!r}: a zero tap must "
+            "change nothing (taps are added to the states right after they are computed)"
+        )
     for name, g in states.items():
         _check_tap_is_read(model, spec, name, g, loss, zeros)
 
@@ -110,7 +119,9 @@ def _check_tap_is_read(model, spec, name, g, loss, zeros) -> None:
         return
     eps = float(np.finfo(spec.dtype).eps)
     scale = max(1.0, abs(loss))
-    delta = np.sqrt(eps) * scale / norm          # the loss should move by ~ delta * ||g||^2 = sqrt(eps) * scale * ||g||
+    delta = (
+        np.sqrt(eps) * scale / norm
+    )  # the loss should move by ~ delta * ||g||^2 = sqrt(eps) * scale * ||g||
     if delta * norm * norm < 1e4 * eps * scale:  # a change too small to be sure of: say nothing
         return
     taps = dict(zeros)

@@ -28,9 +28,22 @@ from .tolerance import compare
 SAMPLE_STREAM = 11  # seed stream id of sampled entries
 
 
-def check(model, *, method: str = "auto", eps: float | None = None, rtol: float | None = None,
-          atol: float | None = None, seed: int = 0, mode: str = "full", directions: int = 16,
-          sample: int | None = None, blocks=None, diagnose: bool = True, progress=None, **speed) -> Report:
+def check(
+    model,
+    *,
+    method: str = "auto",
+    eps: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
+    mode: str = "full",
+    directions: int = 16,
+    sample: int | None = None,
+    blocks=None,
+    diagnose: bool = True,
+    progress=None,
+    **speed,
+) -> Report:
     """Check ``model``'s analytic gradients against numerical derivatives, row by row (see the module doc).
 
     ``method``: "central", "richardson", "complex" (models declaring "complex") or "auto" (central; complex
@@ -45,14 +58,11 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
     """
     clock = _Clock()
     spec = inspect_model(model)
-    plan = make_plan(spec, method=method, eps=eps, rtol=rtol, atol=atol, seed=seed, mode=mode,
-                     directions=directions, sample=sample, blocks=blocks, diagnose=diagnose)
+    plan = make_plan(spec, method, eps, rtol, atol, seed, mode, directions, sample, blocks, diagnose)
     grads = read_analytic(model, spec)
-    todo = targets(spec.params, grads.state_shapes, time_axes=spec.time_axes, splits=spec.splits,
-                   blocks=plan.blocks)
+    todo = targets(spec, grads.state_shapes, plan.blocks)
     clock.lap("analytic")
-    with open_evaluator(model, spec, grads.state_shapes, complex_=plan.method == "complex", speed=Speed.of(speed),
-                        progress=progress) as (ev, evaluation):
+    with open_evaluator(model, spec, grads.state_shapes, plan, Speed.of(speed), progress) as (ev, evaluation):
         screened = screen.screen_rows(ev, todo, spec.params, grads, plan) if plan.mode == "screen" else {}
         kept = {key: row for key, row in screened.items() if not screen.needs_full(row)}
         rng = np.random.default_rng([plan.seed, SAMPLE_STREAM]) if plan.sample is not None else None
@@ -62,13 +72,19 @@ def check(model, *, method: str = "auto", eps: float | None = None, rtol: float 
             rows = [diagnosed(row, t, model, ev, spec, grads, plan) for row, t in zip(rows, todo)]
         clock.lap("diagnosis")
         evaluation["model_calls"] = getattr(ev, "calls", None)
-    settings = plan.settings() | {"evaluation": evaluation,
-                                  "coverage": _coverage(rows, todo, list(kept), plan)}
+    settings = plan.settings() | {"evaluation": evaluation, "coverage": _coverage(rows, todo, kept, plan)}
     if plan.mode == "screen":
-        settings["screen"] = screen.settings(plan, screened, [r.label for k, r in screened.items() if k not in kept])
-    return Report(rows=rows, seed=plan.seed, method=plan.method, settings=settings, model=_describe(model),
-                  loss=float(np.real(grads.loss)), first_bad_step=first_bad_step(rows, list(grads.states)),
-                  timings=clock.laps)
+        settings["screen"] = screen.settings(plan, screened, kept)
+    return Report(
+        rows=rows,
+        seed=plan.seed,
+        method=plan.method,
+        settings=settings,
+        model=_describe(model),
+        loss=float(np.real(grads.loss)),
+        first_bad_step=first_bad_step(rows, list(grads.states)),
+        timings=clock.laps,
+    )
 
 
 def full_row(ev, target: Target, params: dict, grads: Analytic, plan: Plan, rng=None) -> Row:
@@ -76,16 +92,30 @@ def full_row(ev, target: Target, params: dict, grads: Analytic, plan: Plan, rng=
     pick = _pick(target.size, rng, plan.sample)
     idx = target.flat_idx if pick is None else target.flat_idx[pick]
     x = _point(target, params, grads, plan.dtype)
-    n, noise = fd.derivatives(lambda j, d: ev.losses(target.kind, target.name, j, d), x, idx, plan.method,
-                              plan.step, _what(target))
+    n, noise = fd.derivatives(
+        lambda j, d: ev.losses(target.kind, target.name, j, d), x, idx, plan.method, plan.step, _what(target)
+    )
     a = _analytic(target, grads)[idx]
     c = compare(a, n, noise, rtol=plan.rtol, atol=plan.atol)
     local = c.worst if pick is None else int(pick[c.worst])
-    row = Row(kind=target.kind, name=target.name, t=target.t, part=target.part, passed=c.passed,
-              max_abs_err=c.max_abs_err, max_rel_err=c.max_rel_err,
-              worst_index=[int(k) for k in np.unravel_index(local, target.shape)], analytic=float(np.real(a[c.worst])),
-              numeric=float(n[c.worst]), tolerance=c.tolerance, ratio=c.ratio, resolution=c.resolution,
-              checked=int(a.size), zero=c.zero, top=tuple(int(j) for j in idx[c.top]))
+    row = Row(
+        kind=target.kind,
+        name=target.name,
+        t=target.t,
+        part=target.part,
+        passed=c.passed,
+        max_abs_err=c.max_abs_err,
+        max_rel_err=c.max_rel_err,
+        worst_index=[int(k) for k in np.unravel_index(local, target.shape)],
+        analytic=float(np.real(a[c.worst])),
+        numeric=float(n[c.worst]),
+        tolerance=c.tolerance,
+        ratio=c.ratio,
+        resolution=c.resolution,
+        checked=int(a.size),
+        zero=c.zero,
+        top=tuple(int(j) for j in idx[c.top]),
+    )
     if c.nonfinite:
         row = dataclasses.replace(row, note=_nonfinite_note(a, n, grads.loss, idx, target))
     return row
@@ -100,8 +130,9 @@ def diagnosed(row: Row, target: Target, model, ev, spec, grads: Analytic, plan: 
     what = _what(target)
 
     def numeric_at(step: float) -> np.ndarray:
-        return fd.derivatives(lambda j, d: ev.losses(target.kind, target.name, j, d), x, top, plan.method, step,
-                              what)[0]
+        return fd.derivatives(
+            lambda j, d: ev.losses(target.kind, target.name, j, d), x, top, plan.method, step, what
+        )[0]
 
     complex_step = None
     if plan.method != "complex" and "complex" in spec.capabilities:
@@ -112,8 +143,14 @@ def diagnosed(row: Row, target: Target, model, ev, spec, grads: Analytic, plan: 
             return fd.derivatives(losses, x, top, "complex", fd.default_step("complex", plan.dtype), what)[0]
 
     entries = np.searchsorted(target.flat_idx, top)
-    d = diagnose_row(row, np.real(_analytic(target, grads)[top]), numeric_at, step=plan.step, entries=entries,
-                     complex_step=complex_step)
+    d = diagnose_row(
+        row,
+        np.real(_analytic(target, grads)[top]),
+        numeric_at,
+        step=plan.step,
+        entries=entries,
+        complex_step=complex_step,
+    )
     return dataclasses.replace(row, diagnosis=d)
 
 
@@ -141,10 +178,14 @@ def _nonfinite_note(a: np.ndarray, n: np.ndarray, loss, idx: np.ndarray, target:
         bad = ~np.isfinite(values)
         if bad.any():
             k = int(np.argmax(bad))
-            where = [int(i) for i in np.unravel_index(int(np.searchsorted(target.flat_idx, idx[k])), target.shape)]
+            where = [
+                int(i) for i in np.unravel_index(int(np.searchsorted(target.flat_idx, idx[k])), target.shape)
+            ]
             why = "" if side.startswith("analytic") else " (the loss is not finite at a perturbed point)"
-            return (f"non-finite: the {side} is {values[k]} at {tuple(where)}{why}; "
-                    f"{int(bad.sum())} of {values.size} entries are not finite")
+            return (
+                f"non-finite: the {side} is {values[k]} at {tuple(where)}{why}; "
+                f"{int(bad.sum())} of {values.size} entries are not finite"
+            )
     return "non-finite values"
 
 
@@ -155,16 +196,23 @@ def _pick(size: int, rng, sample) -> np.ndarray | None:
     return np.sort(rng.choice(size, size=sample, replace=False))
 
 
-def _coverage(rows: list[Row], todo: list[Target], screened_keys: list, plan: Plan) -> dict:
+def _coverage(rows: list[Row], todo: list[Target], screened_keys, plan: Plan) -> dict:
     """How many entries were compared one by one (screened rows compare directions, not entries)."""
     screened = [r.label for r, t in zip(rows, todo) if t.key in screened_keys]
     entries = sum(r.checked for r, t in zip(rows, todo) if t.key not in screened_keys)
     total = sum(t.size for t in todo)
-    out = {"entries_checked": int(entries), "entries_total": int(total),
-           "fraction": float(entries / total) if total else 1.0, "rows_screened_only": screened}
+    out = {
+        "entries_checked": int(entries),
+        "entries_total": int(total),
+        "fraction": float(entries / total) if total else 1.0,
+        "rows_screened_only": screened,
+    }
     if plan.sample is not None:
-        out |= {"sample_per_row": plan.sample, "sample_seed": plan.seed,
-                "sample_rule": f"numpy.random.default_rng([seed, {SAMPLE_STREAM}]), rows in check order"}
+        out |= {
+            "sample_per_row": plan.sample,
+            "sample_seed": plan.seed,
+            "sample_rule": f"numpy.random.default_rng([seed, {SAMPLE_STREAM}]), rows in check order",
+        }
     return out
 
 

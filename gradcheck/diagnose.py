@@ -28,8 +28,15 @@ from .errors import StepError
 SWEEP = (10.0, 1.0, 0.1, 0.01)  # step multipliers of the re-check
 
 
-def diagnose(row, analytic: np.ndarray, numeric_at: Callable[[float], np.ndarray], *, step: float,
-             entries: list[int], complex_step: Callable[[], np.ndarray] | None = None) -> dict:
+def diagnose(
+    row,
+    analytic: np.ndarray,
+    numeric_at: Callable[[float], np.ndarray],
+    *,
+    step: float,
+    entries: list[int],
+    complex_step: Callable[[], np.ndarray] | None = None,
+) -> dict:
     """The step-size re-check of a failing row.
 
     ``analytic``: the model's gradient at the re-checked entries (real, ``(m,)``); ``numeric_at(step)``: the
@@ -44,8 +51,12 @@ def diagnose(row, analytic: np.ndarray, numeric_at: Callable[[float], np.ndarray
         except StepError:
             continue
     errors = [float(np.max(np.abs(analytic - n))) for _, n in sweep]
-    out = {"entries": [int(j) for j in entries], "steps": [s for s, _ in sweep], "max_errors": errors,
-           "tolerance": row.tolerance}
+    out = {
+        "entries": [int(j) for j in entries],
+        "steps": [s for s, _ in sweep],
+        "max_errors": errors,
+        "tolerance": row.tolerance,
+    }
     if complex_step is not None:
         err = float(np.max(np.abs(analytic - complex_step())))
         return out | _by_complex_step(err, row.tolerance)
@@ -54,27 +65,46 @@ def diagnose(row, analytic: np.ndarray, numeric_at: Callable[[float], np.ndarray
 
 def _by_complex_step(err: float, tol: float) -> dict:
     if err > tol:
-        return {"complex_step_error": err, "verdict": "wrong gradient", "suggest": {},
-                "reason": f"complex step (exact to rounding) differs from the analytic value by {err:.3e}"}
-    return {"complex_step_error": err, "verdict": "finite-difference error", "suggest": {"method": "complex"},
-            "reason": f"complex step agrees with the analytic value ({err:.3e}): the step size is at fault"}
+        return {
+            "complex_step_error": err,
+            "verdict": "wrong gradient",
+            "suggest": {},
+            "reason": f"complex step (exact to rounding) differs from the analytic value by {err:.3e}",
+        }
+    return {
+        "complex_step_error": err,
+        "verdict": "finite-difference error",
+        "suggest": {"method": "complex"},
+        "reason": f"complex step agrees with the analytic value ({err:.3e}): the step size is at fault",
+    }
 
 
 def _by_sweep(steps: list[float], errors: list[float], tol: float) -> dict:
     if errors and min(errors) <= tol:
         k = int(np.argmin(errors))
-        return {"verdict": "finite-difference error", "suggest": {"eps": float(f"{steps[k]:.1e}")},
-                "reason": f"the discrepancy shrinks to {errors[k]:.3e} (within tolerance) at step {steps[k]:.1e}"}
+        return {
+            "verdict": "finite-difference error",
+            "suggest": {"eps": float(f"{steps[k]:.1e}")},
+            "reason": f"the discrepancy shrinks to {errors[k]:.3e} (within tolerance) at step {steps[k]:.1e}",
+        }
     if len(errors) >= 3 and errors[-3] >= 10.0 * errors[-2] and errors[-2] >= 10.0 * errors[-1]:
-        return {"verdict": "finite-difference error",
-                "suggest": {"eps": float(f"{steps[-1]:.1e}"), "method": "richardson"},
-                "reason": f"the discrepancy falls {errors[-3] / errors[-2]:.0f}x and {errors[-2] / errors[-1]:.0f}x "
-                          "per 10x smaller step (truncation error of a correct gradient): use a smaller step or "
-                          "a higher-order method"}
+        return {
+            "verdict": "finite-difference error",
+            "suggest": {"eps": float(f"{steps[-1]:.1e}"), "method": "richardson"},
+            "reason": f"the discrepancy falls {errors[-3] / errors[-2]:.0f}x and {errors[-2] / errors[-1]:.0f}x "
+            "per 10x smaller step (truncation error of a correct gradient): use a smaller step or "
+            "a higher-order method",
+        }
     if len(errors) >= 3 and max(errors[1:]) <= 3.0 * min(errors[1:]):
-        return {"verdict": "wrong gradient", "suggest": {},
-                "reason": f"the discrepancy stays at {min(errors[1:]):.3e}..{max(errors[1:]):.3e} while the step "
-                          f"changes {steps[1] / steps[-1]:.0f}x"}
-    return {"verdict": "inconclusive", "suggest": {"method": "complex"},
-            "reason": "the discrepancy changes with the step but neither settles nor falls within tolerance; "
-                      "complex step decides where the model supports it"}
+        return {
+            "verdict": "wrong gradient",
+            "suggest": {},
+            "reason": f"the discrepancy stays at {min(errors[1:]):.3e}..{max(errors[1:]):.3e} while the step "
+            f"changes {steps[1] / steps[-1]:.0f}x",
+        }
+    return {
+        "verdict": "inconclusive",
+        "suggest": {"method": "complex"},
+        "reason": "the discrepancy changes with the step but neither settles nor falls within tolerance; "
+        "complex step decides where the model supports it",
+    }

@@ -70,7 +70,7 @@ def entry_steps(x: np.ndarray, step: float, method: str, what: str) -> np.ndarra
         if np.any(h == 0):
             raise StepError(f"{what}: step {step:g} underflows to 0 in {x.dtype}; use a larger eps")
         return h
-    h = (x + h) - x                                 # the step actually taken
+    h = (x + h) - x  # the step actually taken
     if np.any(h == 0):
         j = int(np.argmax(h == 0))
         raise StepError(
@@ -105,16 +105,24 @@ class SerialEvaluator:
     handed to the model is read-only, so a model that writes into its arguments fails loudly.
     """
 
-    def __init__(self, model, params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ...]],
-                 *, complex_: bool = False, progress=None):
+    def __init__(
+        self,
+        model,
+        params: dict[str, np.ndarray],
+        state_shapes: dict[str, tuple[int, ...]],
+        *,
+        complex_: bool = False,
+        progress=None,
+    ):
         self.model = model
         dt = np.result_type(*params.values())
         self.dtype = np.result_type(dt, np.complex64) if complex_ else dt
         self.complex = complex_
         # Writable flat copies are ours; the model sees read-only views of them.
         self._flat = {("param", k): np.array(v, dtype=self.dtype).reshape(-1) for k, v in params.items()}
-        self._flat |= {("state", k): np.zeros(int(np.prod(s, dtype=int)), self.dtype)
-                       for k, s in state_shapes.items()}
+        self._flat |= {
+            ("state", k): np.zeros(int(np.prod(s, dtype=int)), self.dtype) for k, s in state_shapes.items()
+        }
         self.params = {k: _readonly(self._flat["param", k], np.shape(v)) for k, v in params.items()}
         self.taps = {k: _readonly(self._flat["state", k], s) for k, s in state_shapes.items()}
         self.progress = progress
@@ -147,7 +155,9 @@ class SerialEvaluator:
                 flat[j] = old
         return out
 
-    def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    def direction_losses(
+        self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray
+    ) -> np.ndarray:
         """L with the whole block (kind "param") or tap (kind "state") moved by ``deltas[k] * directions[k]``.
 
         ``directions``: ``(n, *shape)`` with shape the block's or the tap's ``(T, *state_shape)``.
@@ -187,8 +197,9 @@ def apply_stencil(losses: np.ndarray, h: np.ndarray, method: str) -> np.ndarray:
     return sum(w * L.real for w, L in zip(weights, losses)) / h
 
 
-def derivatives(losses_at, x: np.ndarray, flat_idx: np.ndarray, method: str, step: float,
-                what: str) -> tuple[np.ndarray, np.ndarray]:
+def derivatives(
+    losses_at, x: np.ndarray, flat_idx: np.ndarray, method: str, step: float, what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Numerical dL/dx_j for the entries ``flat_idx`` of the flat real array ``x``.
 
     ``losses_at(flat_idx, deltas)`` returns L with entry ``flat_idx[k]`` moved by ``deltas[k]``.

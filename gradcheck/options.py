@@ -37,14 +37,15 @@ def number(name: str, value, *, allow_zero: bool = False) -> float:
     except (TypeError, ValueError):
         raise ProtocolError(f"{name}: expected a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ProtocolError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+        raise ProtocolError(
+            f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
+        )
     return v
 
 
 def optional(validate, name: str, value, **kw):
     """``validate(name, value)``, or None when ``value`` is None."""
     return None if value is None else validate(name, value, **kw)
-
 
 
 def count_text(text: str, *, lowest: int = 1) -> int:

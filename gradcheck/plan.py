@@ -41,13 +41,23 @@ class Plan:
 
     def settings(self) -> dict:
         """The report's view of the plan (``settings`` of the JSON)."""
-        return {"method": self.method, "method_requested": self.method_requested, "dtype": self.dtype.name,
-                "eps": self.step, "eps_default": self.step_default, "rtol": self.rtol, "atol": self.atol,
-                "step_rule": STEP_RULE, "tolerance_rule": TOLERANCE_RULE, "mode": self.mode}
+        return {
+            "method": self.method,
+            "method_requested": self.method_requested,
+            "dtype": self.dtype.name,
+            "eps": self.step,
+            "eps_default": self.step_default,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "step_rule": STEP_RULE,
+            "tolerance_rule": TOLERANCE_RULE,
+            "mode": self.mode,
+        }
 
 
-def make_plan(spec: ModelSpec, *, method, eps, rtol, atol, seed, mode, directions, sample, blocks,
-              diagnose) -> Plan:
+def make_plan(
+    spec: ModelSpec, method, eps, rtol, atol, seed, mode, directions, sample, blocks, diagnose
+) -> Plan:
     """Validate the options of :func:`gradcheck.check` against the model and resolve the defaults."""
     choice("method", method, (AUTO, *METHODS))
     choice("mode", mode, MODES)
@@ -63,9 +73,17 @@ def make_plan(spec: ModelSpec, *, method, eps, rtol, atol, seed, mode, direction
     if blocks is not None:
         blocks = (blocks,) if isinstance(blocks, str) else tuple(blocks)
     return Plan(
-        method=resolved, method_requested=method, step=eps if eps is not None else fd.default_step(resolved, spec.dtype),
-        step_default=eps is None, rtol=rtol if rtol is not None else default_rtol(spec.dtype, resolved),
-        atol=optional(number, "atol", atol, allow_zero=True) or 0.0, seed=int(seed), mode=mode,
-        directions=count("directions", directions), sample=optional(count, "sample", sample), blocks=blocks,
-        dtype=np.dtype(spec.dtype), diagnose=bool(diagnose),
+        method=resolved,
+        method_requested=method,
+        step=eps if eps is not None else fd.default_step(resolved, spec.dtype),
+        step_default=eps is None,
+        rtol=rtol if rtol is not None else default_rtol(spec.dtype, resolved),
+        atol=optional(number, "atol", atol, allow_zero=True) or 0.0,
+        seed=int(seed),
+        mode=mode,
+        directions=count("directions", directions),
+        sample=optional(count, "sample", sample),
+        blocks=blocks,
+        dtype=np.dtype(spec.dtype),
+        diagnose=bool(diagnose),
     )

@@ -98,7 +98,9 @@ def inspect_model(model) -> ModelSpec:
     caps = _capabilities(getattr(model, "capabilities", frozenset()))
     dtype = np.result_type(*params.values())
     if dtype.kind == "c":
-        raise ProtocolError("parameters() must be real; complex values are the checker's to add (complex step)")
+        raise ProtocolError(
+            "parameters() must be real; complex values are the checker's to add (complex step)"
+        )
     time_axes = _time_axes(getattr(model, "time_axes", None) or {}, params)
     splits = _splits(getattr(model, "splits", None) or {}, params)
     both = sorted(set(time_axes) & set(splits))
@@ -109,7 +111,9 @@ def inspect_model(model) -> ModelSpec:
 
 def _parameters(raw) -> dict[str, np.ndarray]:
     if not isinstance(raw, dict) or not raw:
-        raise ProtocolError(f"parameters() must return a non-empty dict of name -> array, got {type(raw).__name__}")
+        raise ProtocolError(
+            f"parameters() must return a non-empty dict of name -> array, got {type(raw).__name__}"
+        )
     params = {}
     for name, value in raw.items():
         if not isinstance(name, str):
@@ -154,7 +158,9 @@ def _time_axes(declared, params) -> dict[str, int]:
 
 def _splits(declared, params) -> dict[str, tuple[int, tuple[str, ...]]]:
     if not isinstance(declared, dict):
-        raise ProtocolError(f"splits must be a dict name -> (axis, part names), got {type(declared).__name__}")
+        raise ProtocolError(
+            f"splits must be a dict name -> (axis, part names), got {type(declared).__name__}"
+        )
     out = {}
     for name, value in declared.items():
         what = f"splits[{name!r}]"
@@ -181,7 +187,9 @@ def as_scalar_loss(value, stage: str) -> complex | float:
     """The model's loss as a Python scalar; anything else is a protocol error naming what came back."""
     arr = np.asarray(value)
     if arr.shape not in ((), (1,)) or arr.dtype.kind not in "biufc":
-        raise ProtocolError(f"{stage} must return a scalar number, got {type(value).__name__} shape {arr.shape}")
+        raise ProtocolError(
+            f"{stage} must return a scalar number, got {type(value).__name__} shape {arr.shape}"
+        )
     return arr.reshape(()).item()
 
 

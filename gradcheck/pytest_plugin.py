@@ -52,8 +52,11 @@ def _method(text: str) -> str:
     return text
 
 
-OPTIONS = {          # name -> (parser, help)
-    "method": (_method, f"finite-difference method: {', '.join(PLUGIN_METHODS)} (default auto, as gradcheck run)"),
+OPTIONS = {  # name -> (parser, help)
+    "method": (
+        _method,
+        f"finite-difference method: {', '.join(PLUGIN_METHODS)} (default auto, as gradcheck run)",
+    ),
     "rtol": (_option(number_text), "relative tolerance (default: per method and dtype)"),
     "atol": (_option(number_text, allow_zero=True), "absolute tolerance floor (default 0)"),
     "seed": (_option(count_text, lowest=0), "seed recorded in the report (default 0)"),
@@ -63,8 +66,13 @@ OPTIONS = {          # name -> (parser, help)
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck", "gradient checks (gradcheck fixture)")
     for name, (conv, help_) in OPTIONS.items():
-        group.addoption(f"--gradcheck-{name}", dest=f"gradcheck_{name}", type=conv, default=None,
-                        help=f"{help_}; ini: gradcheck_{name}")
+        group.addoption(
+            f"--gradcheck-{name}",
+            dest=f"gradcheck_{name}",
+            type=conv,
+            default=None,
+            help=f"{help_}; ini: gradcheck_{name}",
+        )
         parser.addini(f"gradcheck_{name}", f"gradcheck fixture: {help_}", default=None)
 
 
@@ -99,10 +107,11 @@ def session_options(config) -> dict:
 def marker_options(node) -> dict:
     """The ``@pytest.mark.gradcheck(...)`` keywords, the closest marker winning."""
     out: dict = {}
-    for mark in node.iter_markers("gradcheck"):          # closest first
+    for mark in node.iter_markers("gradcheck"):  # closest first
         if mark.args:
             raise pytest.UsageError(
-                f"{node.nodeid}: @pytest.mark.gradcheck takes keyword arguments only ({', '.join(MARKER_KEYS)})")
+                f"{node.nodeid}: @pytest.mark.gradcheck takes keyword arguments only ({', '.join(MARKER_KEYS)})"
+            )
         for key, value in mark.kwargs.items():
             if key not in MARKER_KEYS:
                 import difflib
@@ -110,7 +119,8 @@ def marker_options(node) -> dict:
                 hint = difflib.get_close_matches(key, MARKER_KEYS, n=1)
                 raise pytest.UsageError(
                     f"{node.nodeid}: @pytest.mark.gradcheck: unknown option {key!r}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else f" (valid: {', '.join(MARKER_KEYS)})"))
+                    + (f" (did you mean {hint[0]!r}?)" if hint else f" (valid: {', '.join(MARKER_KEYS)})")
+                )
             out.setdefault(key, value)
     return out
 
@@ -128,12 +138,18 @@ class GradcheckFixture:
 
         report = check(model, **{**self.options, **overrides})
         worst = report.worst_first()[0] if report.rows else None
-        props = [("gradcheck_passed", str(report.passed).lower()), ("gradcheck_method", report.method),
-                 ("gradcheck_seed", str(report.seed))]
+        props = [
+            ("gradcheck_passed", str(report.passed).lower()),
+            ("gradcheck_method", report.method),
+            ("gradcheck_seed", str(report.seed)),
+        ]
         if worst is not None:
-            props += [("gradcheck_worst_row", worst.label), ("gradcheck_worst_abs_err", sci(worst.max_abs_err)),
-                      ("gradcheck_worst_rel_err", sci(worst.max_rel_err)),
-                      ("gradcheck_worst_err_over_tol", sci(worst.ratio))]
+            props += [
+                ("gradcheck_worst_row", worst.label),
+                ("gradcheck_worst_abs_err", sci(worst.max_abs_err)),
+                ("gradcheck_worst_rel_err", sci(worst.max_rel_err)),
+                ("gradcheck_worst_err_over_tol", sci(worst.ratio)),
+            ]
         self.node.user_properties.extend(props)
         return report
 

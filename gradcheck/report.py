@@ -65,12 +65,24 @@ class Row:
 
     def to_dict(self) -> dict:
         return {
-            "kind": self.kind, "name": self.name, "t": self.t, "part": self.part, "label": self.label,
-            "passed": self.passed, "zero": self.zero,
-            "max_abs_err": _num(self.max_abs_err), "max_rel_err": _num(self.max_rel_err),
-            "worst_index": list(self.worst_index), "analytic": _num(self.analytic), "numeric": _num(self.numeric),
-            "tolerance": _num(self.tolerance), "ratio": _num(self.ratio), "checked": self.checked,
-            "note": self.note, "diagnosis": self.diagnosis, "resolution": _num(self.resolution),
+            "kind": self.kind,
+            "name": self.name,
+            "t": self.t,
+            "part": self.part,
+            "label": self.label,
+            "passed": self.passed,
+            "zero": self.zero,
+            "max_abs_err": _num(self.max_abs_err),
+            "max_rel_err": _num(self.max_rel_err),
+            "worst_index": list(self.worst_index),
+            "analytic": _num(self.analytic),
+            "numeric": _num(self.numeric),
+            "tolerance": _num(self.tolerance),
+            "ratio": _num(self.ratio),
+            "checked": self.checked,
+            "note": self.note,
+            "diagnosis": self.diagnosis,
+            "resolution": _num(self.resolution),
             "wrong_entries": self.wrong_entries,
         }
 
@@ -143,8 +155,11 @@ class Report:
             head += f" ({zeros} zero by construction)" if zeros else ""
             return "; ".join([head, *caveat]) + tail
         bad = self.failing
-        names = list(dict.fromkeys(r.name if r.part is None else r.label for r in bad if r.kind == "param"
-                                   and r.t is None))
+        names = list(
+            dict.fromkeys(
+                r.name if r.part is None else r.label for r in bad if r.kind == "param" and r.t is None
+            )
+        )
         parts = [f"FAIL: {len(bad)} of {n} {_rows(n)} fail"]
         if names:
             parts.append(f"parameters: {', '.join(names)}")
@@ -159,8 +174,10 @@ class Report:
             return []
         labels = ", ".join(r.label for r in blind[:6]) + (", ..." if len(blind) > 6 else "")
         worst = max(r.resolution for r in blind)
-        return [f"{len(blind)} passing {_rows(len(blind))} cannot resolve relative errors below {_pct(worst)} "
-                f"({labels}): use {spell('method', 'complex', self.hints)} (if the model allows it) or float64"]
+        return [
+            f"{len(blind)} passing {_rows(len(blind))} cannot resolve relative errors below {_pct(worst)} "
+            f"({labels}): use {spell('method', 'complex', self.hints)} (if the model allows it) or float64"
+        ]
 
     def _coverage_clause(self) -> list[str]:
         """Say plainly when not every entry was checked one by one (sampling, the screen)."""
@@ -169,19 +186,34 @@ class Report:
         screened = cov.get("rows_screened_only") or []
         if not total or (checked == total and not screened):
             return []
-        words = f"coverage: {checked:,} of {total:,} entries checked one by one ({100 * checked / total:.3g}%)"
+        words = (
+            f"coverage: {checked:,} of {total:,} entries checked one by one ({100 * checked / total:.3g}%)"
+        )
         if screened:
             k = (self.settings.get("screen") or {}).get("directions")
-            words += f", {len(screened)} {_rows(len(screened))} by {k} random directions only" if k else \
-                f", {len(screened)} {_rows(len(screened))} screened only"
+            words += (
+                f", {len(screened)} {_rows(len(screened))} by {k} random directions only"
+                if k
+                else f", {len(screened)} {_rows(len(screened))} screened only"
+            )
         return [words]
 
     def to_dict(self) -> dict:
         return {
-            "schema": SCHEMA_VERSION, "passed": self.passed, "seed": self.seed, "method": self.method,
-            "model": self.model, "model_spec": self.model_spec, "rerun": self.rerun, "hints": self.hints,
-            "loss": _num(self.loss), "settings": self.settings, "first_bad_step": self.first_bad_step,
-            "verdict": self.verdict(), "rows": [r.to_dict() for r in self.rows], "timings": self.timings,
+            "schema": SCHEMA_VERSION,
+            "passed": self.passed,
+            "seed": self.seed,
+            "method": self.method,
+            "model": self.model,
+            "model_spec": self.model_spec,
+            "rerun": self.rerun,
+            "hints": self.hints,
+            "loss": _num(self.loss),
+            "settings": self.settings,
+            "first_bad_step": self.first_bad_step,
+            "verdict": self.verdict(),
+            "rows": [r.to_dict() for r in self.rows],
+            "timings": self.timings,
         }
 
 

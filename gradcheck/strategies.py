@@ -52,20 +52,31 @@ def _check_size_bounds(name: str, lo: int, hi: int, smallest: int) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < smallest:
             raise InvalidArgument(f"{label}={v!r}: expected an integer >= {smallest}")
     if lo > hi:
-        raise InvalidArgument(f"min_{name}={lo} is greater than max_{name}={hi}; lower min_{name} or raise "
-                              f"max_{name}")
+        raise InvalidArgument(
+            f"min_{name}={lo} is greater than max_{name}={hi}; lower min_{name} or raise max_{name}"
+        )
 
 
 def _check_choices(name: str, values, allowed) -> tuple[str, ...]:
     values = tuple(values) if not isinstance(values, str) else (values,)
     if not values or any(v not in allowed for v in values):
-        raise InvalidArgument(f"{name}={values!r}: expected a non-empty collection drawn from {list(allowed)}")
+        raise InvalidArgument(
+            f"{name}={values!r}: expected a non-empty collection drawn from {list(allowed)}"
+        )
     return values
 
 
-def lstm_configs(*, min_x_dim: int = 1, max_x_dim: int = 5, min_hidden: int = 1, max_hidden: int = 6,
-                 min_steps: int = 1, max_steps: int = 5, variants=VARIANTS,
-                 losses=LOSSES) -> SearchStrategy[LSTMConfig]:
+def lstm_configs(
+    *,
+    min_x_dim: int = 1,
+    max_x_dim: int = 5,
+    min_hidden: int = 1,
+    max_hidden: int = 6,
+    min_steps: int = 1,
+    max_steps: int = 5,
+    variants=VARIANTS,
+    losses=LOSSES,
+) -> SearchStrategy[LSTMConfig]:
     """Return a strategy for :class:`LSTMConfig`.
 
     ``x_dim``, ``hidden`` and ``steps`` (the number of time steps T) are drawn between their ``min_*`` and
@@ -121,24 +132,36 @@ class LSTMProblem:
 
     def run_command(self) -> str:
         c = self.config
-        cmd = (f"gradcheck run --x-dim {c.x_dim} --hidden {c.hidden} --steps {c.steps} --variant {c.variant} "
-               f"--loss {c.loss} --seed {self.seed}")
+        cmd = (
+            f"gradcheck run --x-dim {c.x_dim} --hidden {c.hidden} --steps {c.steps} --variant {c.variant} "
+            f"--loss {c.loss} --seed {self.seed}"
+        )
         return cmd + ("" if self.dtype == "float64" else f" --dtype {self.dtype}")
 
     def reproduce(self) -> str:
         """How to rebuild this problem: a Python line, and the ``gradcheck run`` command when it is the same."""
         c = self.config
         args = ", ".join(f"{k}={v!r}" for k, v in self.scales.items())
-        line = (f"from gradcheck.strategies import LSTMConfig, make_problem; make_problem(LSTMConfig({c.x_dim}, "
-                f"{c.hidden}, {c.steps}, {c.variant!r}, {c.loss!r}), seed={self.seed}, {args}, nonzero_init={self.nonzero_init}, dtype={self.dtype!r})")
+        line = (
+            f"from gradcheck.strategies import LSTMConfig, make_problem; make_problem(LSTMConfig({c.x_dim}, "
+            f"{c.hidden}, {c.steps}, {c.variant!r}, {c.loss!r}), seed={self.seed}, {args}, nonzero_init={self.nonzero_init}, dtype={self.dtype!r})"
+        )
         if self.is_reference:
             line += f"\n  or on the command line: {self.run_command()}"
         return line
 
 
-def make_problem(config: LSTMConfig, *, seed: int, weight_scale: float = 0.1, input_scale: float = 1.0,
-                 target_scale: float = 0.5, state_scale: float = 0.5, nonzero_init: bool = True,
-                 dtype="float64") -> LSTMProblem:
+def make_problem(
+    config: LSTMConfig,
+    *,
+    seed: int,
+    weight_scale: float = 0.1,
+    input_scale: float = 1.0,
+    target_scale: float = 0.5,
+    state_scale: float = 0.5,
+    nonzero_init: bool = True,
+    dtype="float64",
+) -> LSTMProblem:
     """Draw the arrays of one problem from ``numpy.random.default_rng(seed)`` (what :func:`lstm_problems` does).
 
     Draw order (the same as :class:`gradcheck.ReferenceLSTM`): a seed for :func:`lstm_ref.init_params` (each
@@ -151,14 +174,29 @@ def make_problem(config: LSTMConfig, *, seed: int, weight_scale: float = 0.1, in
     params = lstm_ref.init_params(c.x_dim, c.hidden, seed=rng.integers(2**63), scale=weight_scale)
     params = {k: v.astype(dt) for k, v in params.items()}
     xs = rng.uniform(0.0, input_scale, size=(c.steps, c.x_dim)).astype(dt)
-    ys = rng.uniform(-target_scale, target_scale,
-                     size=(c.steps,) if c.loss == "seed" else (c.steps, c.hidden)).astype(dt)
+    ys = rng.uniform(
+        -target_scale, target_scale, size=(c.steps,) if c.loss == "seed" else (c.steps, c.hidden)
+    ).astype(dt)
     h0 = rng.uniform(-state_scale, state_scale, size=c.hidden).astype(dt)
     s0 = rng.uniform(-state_scale, state_scale, size=c.hidden).astype(dt)
-    scales = {"weight_scale": weight_scale, "input_scale": input_scale, "target_scale": target_scale,
-              "state_scale": state_scale}
-    return LSTMProblem(c, int(seed), params, xs, ys, h0 if nonzero_init else None, s0 if nonzero_init else None,
-                       dt.name, scales, nonzero_init)
+    scales = {
+        "weight_scale": weight_scale,
+        "input_scale": input_scale,
+        "target_scale": target_scale,
+        "state_scale": state_scale,
+    }
+    return LSTMProblem(
+        c,
+        int(seed),
+        params,
+        xs,
+        ys,
+        h0 if nonzero_init else None,
+        s0 if nonzero_init else None,
+        dt.name,
+        scales,
+        nonzero_init,
+    )
 
 
 def max_preactivation(problem: LSTMProblem) -> float:
@@ -175,11 +213,19 @@ def _positive(name: str, v) -> float:
     return float(v)
 
 
-def lstm_problems(*, configs: SearchStrategy[LSTMConfig] | None = None,
-                  seeds: SearchStrategy[int] | None = None, weight_scale: float = 0.1, input_scale: float = 1.0,
-                  target_scale: float = 0.5, state_scale: float = 0.5, nonzero_init: bool = True,
-                  dtype="float64", saturation_limit: float | None = 3.0,
-                  **config_bounds) -> SearchStrategy[LSTMProblem]:
+def lstm_problems(
+    *,
+    configs: SearchStrategy[LSTMConfig] | None = None,
+    seeds: SearchStrategy[int] | None = None,
+    weight_scale: float = 0.1,
+    input_scale: float = 1.0,
+    target_scale: float = 0.5,
+    state_scale: float = 0.5,
+    nonzero_init: bool = True,
+    dtype="float64",
+    saturation_limit: float | None = 3.0,
+    **config_bounds,
+) -> SearchStrategy[LSTMProblem]:
     """Return a strategy for :class:`LSTMProblem`: a configuration and arrays of agreeing shapes.
 
     ``configs``: a strategy for :class:`LSTMConfig` (default :func:`lstm_configs` with ``config_bounds``, e.g.
@@ -201,8 +247,15 @@ def lstm_problems(*, configs: SearchStrategy[LSTMConfig] | None = None,
         raise InvalidArgument(f"pass either configs= or size bounds {sorted(config_bounds)}, not both")
     if seeds is None:
         seeds = st.integers(0, 2**32 - 1)
-    scales = {k: _positive(k, v) for k, v in (("weight_scale", weight_scale), ("input_scale", input_scale),
-                                               ("target_scale", target_scale), ("state_scale", state_scale))}
+    scales = {
+        k: _positive(k, v)
+        for k, v in (
+            ("weight_scale", weight_scale),
+            ("input_scale", input_scale),
+            ("target_scale", target_scale),
+            ("state_scale", state_scale),
+        )
+    }
     if np.dtype(dtype).name not in ("float64", "float32"):
         raise InvalidArgument(f"dtype={dtype!r}: expected 'float64' or 'float32'")
     if saturation_limit is not None:
@@ -231,16 +284,19 @@ class ProblemModel:
 
     def __repr__(self) -> str:
         c = self.problem.config
-        return (f"ProblemModel(x_dim={c.x_dim}, hidden={c.hidden}, steps={c.steps}, variant={c.variant!r}, "
-                f"loss={c.loss!r}, seed={self.problem.seed})")
+        return (
+            f"ProblemModel(x_dim={c.x_dim}, hidden={c.hidden}, steps={c.steps}, variant={c.variant!r}, "
+            f"loss={c.loss!r}, seed={self.problem.seed})"
+        )
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {k: self.problem.params[k].copy() for k in PARAM_KEYS}
 
     def loss(self, params, taps=None):
         p, c = self.problem, self.problem.config
-        return lstm_ref.total_loss(params, p.xs, p.ys, variant=c.variant, loss=c.loss, h0=p.h0, s0=p.s0,
-                                   taps=taps)
+        return lstm_ref.total_loss(
+            params, p.xs, p.ys, variant=c.variant, loss=c.loss, h0=p.h0, s0=p.s0, taps=taps
+        )
 
     def gradients(self, params):
         p, c = self.problem, self.problem.config
@@ -249,8 +305,9 @@ class ProblemModel:
         return bp.param_grads, {"h": bp.dh, "s": bp.ds}
 
 
-def reference_models(*, problems: SearchStrategy[LSTMProblem] | None = None, backward=None,
-                     **problem_options) -> SearchStrategy[ProblemModel]:
+def reference_models(
+    *, problems: SearchStrategy[LSTMProblem] | None = None, backward=None, **problem_options
+) -> SearchStrategy[ProblemModel]:
     """Return a strategy for protocol models (:class:`ProblemModel`) built from :func:`lstm_problems`.
 
     ``problems``: the problems to wrap (default ``lstm_problems(**problem_options)``). ``backward``: a replacement

@@ -39,13 +39,13 @@ class Target:
         return int(self.flat_idx.size)
 
 
-def targets(params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ...]], *,
-            time_axes: dict[str, int], splits: dict[str, tuple[int, tuple[str, ...]]],
-            blocks=None) -> list[Target]:
-    """Every row of the check, in order: parameters as the model lists them, then each state over time.
+def targets(spec, state_shapes: dict[str, tuple[int, ...]], blocks=None) -> list[Target]:
+    """Every row of the check, in order: parameters as the model lists them (``spec``: a
+    :class:`~gradcheck.protocol.ModelSpec`, with its time axes and splits), then each state over time.
 
     ``blocks``: names of parameters and states to keep (None: all); an unknown name is a ProtocolError.
     """
+    params, time_axes, splits = spec.params, spec.time_axes, spec.splits
     out: list[Target] = []
     for name, x in params.items():
         if name in time_axes:
@@ -64,7 +64,9 @@ def targets(params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ..
         return out
     unknown = [b for b in blocks if b not in params and b not in state_shapes]
     if unknown:
-        raise ProtocolError(f"blocks: unknown names {unknown}; parameters {list(params)}, states {list(state_shapes)}")
+        raise ProtocolError(
+            f"blocks: unknown names {unknown}; parameters {list(params)}, states {list(state_shapes)}"
+        )
     return [t for t in out if t.name in blocks]
 
 
@@ -72,8 +74,10 @@ def _along(name: str, shape: tuple[int, ...], axis: int, before: int) -> list[Ta
     """One row per index along ``axis``."""
     grid = np.arange(int(np.prod(shape, dtype=int))).reshape(shape)
     rest = tuple(s for k, s in enumerate(shape) if k != axis) or (1,)
-    return [Target("param", name, t, None, np.take(grid, t, axis=axis).reshape(-1), rest, before + t + 1, False)
-            for t in range(shape[axis])]
+    return [
+        Target("param", name, t, None, np.take(grid, t, axis=axis).reshape(-1), rest, before + t + 1, False)
+        for t in range(shape[axis])
+    ]
 
 
 def _parts(name: str, shape: tuple[int, ...], axis: int, parts: tuple[str, ...], before: int) -> list[Target]:

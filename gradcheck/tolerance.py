@@ -50,19 +50,20 @@ class Comparison:
     """The comparison of one row (flat arrays). ``worst`` is the entry furthest over (or nearest to) tolerance."""
 
     passed: bool
-    ratio: float            # max over entries of error / tolerance (> 1 fails)
+    ratio: float  # max over entries of error / tolerance (> 1 fails)
     max_abs_err: float
-    max_rel_err: float      # max of |a - n| / max(|a|, |n|, floor): relative, with near-zero entries floored
+    max_rel_err: float  # max of |a - n| / max(|a|, |n|, floor): relative, with near-zero entries floored
     worst: int
-    tolerance: float        # the tolerance at the worst entry
+    tolerance: float  # the tolerance at the worst entry
     nonfinite: bool
-    top: np.ndarray         # flat indices of the entries furthest over tolerance, worst first (at most TOP)
-    resolution: float       # the coarsest floor / the row's scale: relative errors below this may pass unseen
-    zero: bool = False      # both sides exactly zero at every entry (zero by construction)
+    top: np.ndarray  # flat indices of the entries furthest over tolerance, worst first (at most TOP)
+    resolution: float  # the coarsest floor / the row's scale: relative errors below this may pass unseen
+    zero: bool = False  # both sides exactly zero at every entry (zero by construction)
 
 
-def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
-            atol: float) -> Comparison:
+def compare(
+    analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float, atol: float
+) -> Comparison:
     """The comparison of one row: :func:`compare_many` on a single row."""
     a = np.asarray(analytic).reshape(1, -1)
     n = np.asarray(numeric).reshape(1, -1)
@@ -70,26 +71,29 @@ def compare(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rto
     return compare_many(a, n, noise[None, :], rtol=rtol, atol=atol)[0]
 
 
-def compare_many(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float,
-                 atol: float) -> list[Comparison]:
+def compare_many(
+    analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *, rtol: float, atol: float
+) -> list[Comparison]:
     """The comparison of each row of ``(R, K)`` arrays, in one vectorised pass (the screen compares R rows of K
     directions each; R separate comparisons would cost more than the screen's own arithmetic)."""
     a = np.asarray(analytic)
     n = np.asarray(numeric)
     noise = np.broadcast_to(np.asarray(noise, dtype=float), n.shape)
     if a.ndim != 2 or a.shape != n.shape:
-        raise ValueError(f"compare_many: expected two (R, K) arrays of one shape, got {a.shape} and {n.shape}")
+        raise ValueError(
+            f"compare_many: expected two (R, K) arrays of one shape, got {a.shape} and {n.shape}"
+        )
     if a.shape[1] == 0:
         return [_empty() for _ in range(a.shape[0])]
     finite = np.isfinite(a) & np.isfinite(n)
     with np.errstate(invalid="ignore", over="ignore"):
-        scale = np.max(np.where(finite, np.abs(n), 0.0), axis=1)               # (R,)
+        scale = np.max(np.where(finite, np.abs(n), 0.0), axis=1)  # (R,)
         floor = np.maximum(np.maximum(atol, NOISE_FACTOR * noise), rtol * scale[:, None])
         tol = floor + rtol * np.abs(n)
         err = np.abs(a - n)
         ratio = np.where(tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(err > 0, np.inf, 0.0))
         rel = err / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
-        rel = np.where(np.isnan(rel), 0.0, rel)                                # 0/0: both sides exactly zero
+        rel = np.where(np.isnan(rel), 0.0, rel)  # 0/0: both sides exactly zero
     ratio = np.where(finite, ratio, np.inf)
     nonfinite = ~np.all(finite, axis=1)
     worst = np.where(nonfinite, np.argmax(~finite, axis=1), np.argmax(ratio, axis=1))
@@ -101,16 +105,36 @@ def compare_many(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, *
     zero = np.all((a == 0) & (n == 0), axis=1)
     r_worst, t_worst = ratio[rows, worst], tol[rows, worst]
     max_err, max_rel = err.max(axis=1), rel.max(axis=1)
-    return [Comparison(passed=bool(passed[i]), ratio=float(r_worst[i]), max_abs_err=float(max_err[i]),
-                       max_rel_err=float(max_rel[i]), worst=int(worst[i]), tolerance=float(t_worst[i]),
-                       nonfinite=bool(nonfinite[i]), top=top[i],
-                       resolution=0.0 if zero[i] else _resolution(floor[i], float(scale[i])), zero=bool(zero[i]))
-            for i in rows]
+    return [
+        Comparison(
+            passed=bool(passed[i]),
+            ratio=float(r_worst[i]),
+            max_abs_err=float(max_err[i]),
+            max_rel_err=float(max_rel[i]),
+            worst=int(worst[i]),
+            tolerance=float(t_worst[i]),
+            nonfinite=bool(nonfinite[i]),
+            top=top[i],
+            resolution=0.0 if zero[i] else _resolution(floor[i], float(scale[i])),
+            zero=bool(zero[i]),
+        )
+        for i in rows
+    ]
 
 
 def _empty() -> Comparison:
-    return Comparison(passed=True, ratio=0.0, max_abs_err=0.0, max_rel_err=0.0, worst=0, tolerance=0.0,
-                      nonfinite=False, top=np.zeros(0, dtype=int), resolution=0.0, zero=True)
+    return Comparison(
+        passed=True,
+        ratio=0.0,
+        max_abs_err=0.0,
+        max_rel_err=0.0,
+        worst=0,
+        tolerance=0.0,
+        nonfinite=False,
+        top=np.zeros(0, dtype=int),
+        resolution=0.0,
+        zero=True,
+    )
 
 
 def _resolution(floor: np.ndarray, scale: float) -> float:

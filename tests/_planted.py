@@ -6,7 +6,7 @@ import numpy as np
 
 import lstm_ref
 from gradcheck.lstm.reference import ReferenceLSTM
-from lstm_ref.model import GATES, PARAM_KEYS, WEIGHTS, BPTT
+from lstm_ref.model import BPTT, GATES, PARAM_KEYS, WEIGHTS
 
 
 class Planted(ReferenceLSTM):
@@ -58,9 +58,13 @@ def backward_without_ds_next(params, trace, dl_dh):
         g, i, f, o, s = tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t]
         s_prev = tr.s[t - 1] if t > 0 else tr.s0
         dh = dl_dh[t] + dh_next
-        ds = o * dh                                  # BUG: + dL(t+1)/ds(t) dropped
-        d_in = {"g": (1 - g**2) * i * ds, "i": i * (1 - i) * g * ds, "f": f * (1 - f) * s_prev * ds,
-                "o": o * (1 - o) * s * dh}
+        ds = o * dh  # BUG: + dL(t+1)/ds(t) dropped
+        d_in = {
+            "g": (1 - g**2) * i * ds,
+            "i": i * (1 - i) * g * ds,
+            "f": f * (1 - f) * s_prev * ds,
+            "o": o * (1 - o) * s * dh,
+        }
         dx_c = 0
         for k, w, b in zip(GATES, WEIGHTS, ("bg", "bi", "bf", "bo")):
             grads[w] += np.outer(d_in[k], tr.x_c[t])

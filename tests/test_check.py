@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-import lstm_ref
-from gradcheck import ModelError, ProtocolError, ReferenceLSTM, check
 from user_models import Linear, Raising, UserLSTM
+
+from gradcheck import ModelError, ProtocolError, ReferenceLSTM, check
 
 
 def rows_by_label(report):
@@ -37,7 +36,7 @@ def test_reference_passes_in_float32():
 def test_user_models_pass():
     assert check(UserLSTM()).passed
     report = check(Linear())
-    assert report.passed and [r.name for r in report.rows] == ["w", "c"]   # no state, no state rows
+    assert report.passed and [r.name for r in report.rows] == ["w", "c"]  # no state, no state rows
 
 
 def test_every_entry_is_checked():
@@ -60,6 +59,7 @@ def scaled(model_cls, name, factor, entry=None):
             else:
                 g[entry] *= factor
             return {**pg, name: g}, sg
+
     return Planted
 
 
@@ -124,12 +124,15 @@ def test_nan_in_numeric_never_passes():
     class NanLoss(Linear):
         def loss(self, params, taps=None):
             return float("nan") if params["w"][0] > self.w[0] else super().loss(params)
+
     report = check(NanLoss())
     assert not rows_by_label(report)["w"].passed
 
 
 def test_wrong_shape_is_a_protocol_error_naming_block_and_shapes():
-    with pytest.raises(ProtocolError, match=r"gradients\(params\)\[0\]\['Wh'\]: expected shape \(4, 4, 4\).*got \(64,\)"):
+    with pytest.raises(
+        ProtocolError, match=r"gradients\(params\)\[0\]\['Wh'\]: expected shape \(4, 4, 4\).*got \(64,\)"
+    ):
         check(UserLSTM(bug="wrong_shape", block="Wh"))
 
 
@@ -143,17 +146,31 @@ def test_extra_gradient_is_a_protocol_error():
         def gradients(self, params):
             pg, sg = super().gradients(params)
             return {**pg, "zz": np.zeros(2)}, sg
+
     with pytest.raises(ProtocolError, match="zz"):
         check(Extra())
 
 
-@pytest.mark.parametrize("obj,match", [
-    (object(), "missing method"),
-    (type("P", (), {"parameters": lambda s: [1], "loss": lambda s, p, taps=None: 0.0,
-                    "gradients": lambda s, p: ({}, {})})(), "dict"),
-    (type("G", (Linear,), {"gradients": lambda s, p: {"w": 1}})(), "pair"),
-    (type("L", (Linear,), {"loss": lambda s, p, taps=None: np.ones(3)})(), "scalar"),
-])
+@pytest.mark.parametrize(
+    "obj,match",
+    [
+        (object(), "missing method"),
+        (
+            type(
+                "P",
+                (),
+                {
+                    "parameters": lambda s: [1],
+                    "loss": lambda s, p, taps=None: 0.0,
+                    "gradients": lambda s, p: ({}, {}),
+                },
+            )(),
+            "dict",
+        ),
+        (type("G", (Linear,), {"gradients": lambda s, p: {"w": 1}})(), "pair"),
+        (type("L", (Linear,), {"loss": lambda s, p, taps=None: np.ones(3)})(), "scalar"),
+    ],
+)
 def test_not_a_model_is_a_protocol_error(obj, match):
     with pytest.raises(ProtocolError, match=match):
         check(obj)
@@ -176,14 +193,21 @@ def test_model_writing_into_its_arguments_fails_loudly():
         def loss(self, params, taps=None):
             params["w"][0] = 0.0
             return super().loss(params)
+
     with pytest.raises(ModelError, match="read-only"):
         check(Writer())
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"method": "forward"}, "method"), ({"eps": 0.0}, "eps"), ({"eps": float("nan")}, "eps"),
-    ({"rtol": -1.0}, "rtol"), ({"atol": float("inf")}, "atol"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"method": "forward"}, "method"),
+        ({"eps": 0.0}, "eps"),
+        ({"eps": float("nan")}, "eps"),
+        ({"rtol": -1.0}, "rtol"),
+        ({"atol": float("inf")}, "atol"),
+    ],
+)
 def test_bad_settings(kwargs, match):
     with pytest.raises(ProtocolError, match=match):
         check(Linear(), **kwargs)
@@ -200,6 +224,7 @@ def test_complex_capability_with_real_loss_is_caught():
 
         def loss(self, params, taps=None):
             return float(np.real(super().loss(params)))
+
     with pytest.raises((ProtocolError, ModelError)):
         check(Liar(), method="complex")
 
@@ -222,7 +247,7 @@ def test_diagnosis_says_wrong_gradient():
 
 
 def test_diagnosis_says_bad_step_for_a_correct_gradient():
-    report = check(UserLSTM(), eps=0.3)          # a correct gradient, a step far too large
+    report = check(UserLSTM(), eps=0.3)  # a correct gradient, a step far too large
     assert not report.passed
     verdicts = {r.diagnosis["verdict"] for r in report.rows if not r.passed}
     assert verdicts == {"finite-difference error"}
@@ -252,8 +277,9 @@ def test_report_is_deterministic():
 def test_float32_default_catches_a_5_percent_block_error(seed, block):
     # auto -> complex step for a float32 model that declares "complex": no cancellation, so even blocks whose
     # gradient is small next to the loss are checked to ~1e-4.
-    model = scaled(ReferenceLSTM, block, 1.05)(3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2],
-                                                 dtype=np.float32)
+    model = scaled(ReferenceLSTM, block, 1.05)(
+        3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2], dtype=np.float32
+    )
     report = check(model)
     assert report.method == "complex" and report.settings["method_requested"] == "auto"
     assert failing(report) == {block}
@@ -263,8 +289,9 @@ def test_float32_default_catches_a_5_percent_block_error(seed, block):
 def test_float32_central_never_passes_an_error_silently(seed):
     # float32 central cannot resolve rows whose gradient is small next to the loss; when a planted 5% error
     # passes, the report must name that row as unable to resolve it.
-    model = scaled(ReferenceLSTM, "bf", 1.05)(3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2],
-                                              dtype=np.float32)
+    model = scaled(ReferenceLSTM, "bf", 1.05)(
+        3, 4, 3, seed=seed, loss=["seed", "full"][seed % 2], dtype=np.float32
+    )
     report = check(model, method="central", diagnose=False)
     if "bf" not in failing(report):
         assert "bf" in {r.label for r in report.insensitive}

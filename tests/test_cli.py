@@ -33,8 +33,17 @@ def test_reference_passes_exit_0(in_tmp, capsys):
     kinds = [(r["kind"], r["name"], r["t"]) for r in data["rows"]]
     assert ("param", "wg", None) in kinds and ("state", "s", 2) in kinds and len(kinds) == 8 + 6
     for r in data["rows"]:
-        assert set(r) >= {"kind", "name", "t", "passed", "max_abs_err", "max_rel_err", "worst_index",
-                          "analytic", "numeric"}
+        assert set(r) >= {
+            "kind",
+            "name",
+            "t",
+            "passed",
+            "max_abs_err",
+            "max_rel_err",
+            "worst_index",
+            "analytic",
+            "numeric",
+        }
         assert isinstance(r["worst_index"], list) and all(isinstance(k, int) for k in r["worst_index"])
 
 
@@ -45,8 +54,18 @@ def test_buggy_user_model_exit_1_with_rows(in_tmp, capsys):
     data = json.loads((in_tmp / "r.json").read_text())
     assert data["passed"] is False and data["first_bad_step"] == {"name": "s", "t": 3}
     bad = {(r["name"], r["t"]) for r in data["rows"] if not r["passed"]}
-    assert bad == {("Wx", None), ("Wh", None), ("b", None), ("h", 0), ("h", 1), ("h", 2),
-                   ("s", 0), ("s", 1), ("s", 2), ("s", 3)}
+    assert bad == {
+        ("Wx", None),
+        ("Wh", None),
+        ("b", None),
+        ("h", 0),
+        ("h", 1),
+        ("h", 2),
+        ("s", 0),
+        ("s", 1),
+        ("s", 2),
+        ("s", 3),
+    }
 
 
 def test_correct_user_models_exit_0(in_tmp):
@@ -60,20 +79,23 @@ def test_errors_printed_in_scientific_notation(in_tmp, capsys):
     assert "e-" in out and " 0.000 " not in out and "0.0000 " not in out
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["run", "--hidden", "0"], "--hidden"),
-    (["run", "--steps", "-3"], "--steps"),
-    (["run", "--eps", "nan"], "--eps"),
-    (["run", "--rtol", "0"], "--rtol"),
-    (["run", "--method", "secant"], "--method"),
-    (["run", "--model", "no_such_module:f"], "cannot import"),
-    (["run", "--model", "my_models:no_factory"], "no 'no_factory'"),
-    (["run", "--model", "my_models"], "MODULE:FACTORY"),
-    (["run", "--model", "my_models:not_a_model"], "protocol"),
-    (["run", "--model", "my_models:linear", "--method", "complex"], "complex"),
-    (["run", *SMALL, "--eps", "1e-30"], "x \\+ eps == x"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["run", "--hidden", "0"], "--hidden"),
+        (["run", "--steps", "-3"], "--steps"),
+        (["run", "--eps", "nan"], "--eps"),
+        (["run", "--rtol", "0"], "--rtol"),
+        (["run", "--method", "secant"], "--method"),
+        (["run", "--model", "no_such_module:f"], "cannot import"),
+        (["run", "--model", "my_models:no_factory"], "no 'no_factory'"),
+        (["run", "--model", "my_models"], "MODULE:FACTORY"),
+        (["run", "--model", "my_models:not_a_model"], "protocol"),
+        (["run", "--model", "my_models:linear", "--method", "complex"], "complex"),
+        (["run", *SMALL, "--eps", "1e-30"], "x \\+ eps == x"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_usage_errors_exit_2_one_line_nothing_written(in_tmp, capsys, argv, match):
     assert main([*argv, "--json", "r.json"] if argv[0] == "run" else argv) == 2
     err = capsys.readouterr().err.strip()
@@ -97,7 +119,8 @@ def test_help_lists_exit_codes(capsys):
 
 
 def test_python_dash_m_works(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "gradcheck", "run", *SMALL], capture_output=True, text=True,
-                          cwd=HERE.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", *SMALL], capture_output=True, text=True, cwd=HERE.parent
+    )
     assert proc.returncode == 0, proc.stderr
     assert "PASS" in proc.stdout

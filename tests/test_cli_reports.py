@@ -79,6 +79,7 @@ def files_in(d):
 
 # ------------------------------------------------------------------------------------------ exit codes
 
+
 def test_a_correct_model_exits_0_and_writes_the_three_reports(tmp_path, capsys):
     assert run(*SMALL) == 0
     assert files_in(tmp_path / "reports") == sorted(FILES)
@@ -100,17 +101,20 @@ def test_a_buggy_user_model_exits_1_with_junit_matching_json_rows(tmp_path, mode
     assert md.count("\n|") == 2 + len(d["rows"]) and "FAIL" in md
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--hidden", "0"], "--hidden"),
-    (["--steps", "-3"], "--steps"),
-    (["--eps", "nan"], "--eps"),
-    (["--format", "yaml"], "--format"),
-    (["--model", "no_such_module:make"], "cannot import"),
-    (["--model", "{models}:missing"], "has no 'missing'"),
-    (["--model", "{models}:not_a_model"], "protocol"),
-    (["--json", "."], "is a directory"),
-    (["--junit", "reports/gradcheck.json"], "both write"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--hidden", "0"], "--hidden"),
+        (["--steps", "-3"], "--steps"),
+        (["--eps", "nan"], "--eps"),
+        (["--format", "yaml"], "--format"),
+        (["--model", "no_such_module:make"], "cannot import"),
+        (["--model", "{models}:missing"], "has no 'missing'"),
+        (["--model", "{models}:not_a_model"], "protocol"),
+        (["--json", "."], "is a directory"),
+        (["--junit", "reports/gradcheck.json"], "both write"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line_and_write_nothing(tmp_path, models, capsys, argv, needle):
     old = tmp_path / "reports" / "gradcheck.json"
     old.parent.mkdir()
@@ -132,11 +136,17 @@ def test_a_model_that_raises_exits_3_shows_its_message_and_writes_nothing(tmp_pa
 def test_help_lists_the_exit_codes(capsys):
     assert cli.main(["run", "--help"]) == 0
     out = capsys.readouterr().out
-    for code in ("0  every row passes", "1  a row fails", "2  usage or configuration error", "3  the model raised"):
+    for code in (
+        "0  every row passes",
+        "1  a row fails",
+        "2  usage or configuration error",
+        "3  the model raised",
+    ):
         assert code in out
 
 
 # ----------------------------------------------------------------------------------------------- output
+
 
 def test_format_json_puts_only_json_on_stdout_and_the_human_text_on_stderr(tmp_path, models, capsys):
     assert run("--model", f"{models}:buggy", "--format", "json") == 1
@@ -201,6 +211,7 @@ def test_colour_only_on_a_terminal_without_no_color():
 
 # ------------------------------------------------------------------------------------------------- GitHub
 
+
 def test_github_summary_is_appended_and_annotations_printed(tmp_path, models, capsys, monkeypatch):
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
@@ -231,19 +242,32 @@ def test_annotations_go_to_stderr_when_stdout_carries_a_report(tmp_path, models,
 
 # ------------------------------------------------------------------------------------- the real command
 
+
 def test_the_installed_command_line_end_to_end(tmp_path):
     (tmp_path / "e2e_models.py").write_text(USER_MODELS)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADCHECK_", "GITHUB_"))}
     env["PYTHONPATH"] = ROOT
-    proc = subprocess.run([sys.executable, "-m", "gradcheck", "run", "--model", "e2e_models:buggy",
-                           "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "--model", "e2e_models:buggy", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     d = json.loads(proc.stdout)
     ts = ET.parse(tmp_path / "reports" / "gradcheck.xml").getroot().find("testsuite")
     assert len(ts.findall("testcase")) == len(d["rows"])
     assert len(ts.findall("testcase/failure")) == sum(not r["passed"] for r in d["rows"])
-    proc = subprocess.run([sys.executable, "-m", "gradcheck", "run", "--model", "e2e_models:correct", "-q"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "run", "--model", "e2e_models:correct", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stderr == ""
 
 
@@ -262,14 +286,16 @@ def test_the_documented_commands_run(tmp_path, capsys):
     assert len(commands) >= 3
     (tmp_path / "mypkg").mkdir()
     (tmp_path / "mypkg" / "__init__.py").write_text("")
-    (tmp_path / "mypkg" / "lstm.py").write_text("from gradcheck.lstm.reference import ReferenceLSTM\n"
-                                                "def make_model():\n    return ReferenceLSTM(2, 3, 2)\n")
+    (tmp_path / "mypkg" / "lstm.py").write_text(
+        "from gradcheck.lstm.reference import ReferenceLSTM\n"
+        "def make_model():\n    return ReferenceLSTM(2, 3, 2)\n"
+    )
     for command in commands:
         argv = shlex.split(command)[1:]
         if "--model" not in argv:
             argv += ["--x-dim", "2", "--hidden", "3", "--steps", "2"]
         assert cli.main(argv) == 0, (command, capsys.readouterr().err)
     for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-        if "def test_" not in block:          # the pytest example runs in test_pytest_plugin.py
+        if "def test_" not in block:  # the pytest example runs in test_pytest_plugin.py
             exec(compile(block, DOC, "exec"), {})
     assert "PASS: all 14 rows" in capsys.readouterr().out

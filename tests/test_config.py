@@ -7,8 +7,8 @@ import pytest
 
 import gradcheck.cli.app as cli
 from gradcheck.cli import config
-from gradcheck.errors import UsageError
 from gradcheck.cli.argtypes import positive_int
+from gradcheck.errors import UsageError
 
 SMALL = ["--x-dim", "3", "--hidden", "4", "--steps", "3"]
 
@@ -35,6 +35,7 @@ def parsed(*argv):
 
 # --------------------------------------------------------------------------------------------- precedence
 
+
 def test_precedence_command_line_over_environment_over_pyproject_over_defaults(tmp_path, monkeypatch):
     assert parsed().seed == 0
     pyproject(tmp_path, "seed = 3\n")
@@ -42,19 +43,35 @@ def test_precedence_command_line_over_environment_over_pyproject_over_defaults(t
     monkeypatch.setenv("GRADCHECK_SEED", "5")
     assert parsed().seed == 5
     assert parsed("--seed", "7").seed == 7
-    assert parsed("--seed", "0").seed == 0          # an explicit value equal to the default still wins
+    assert parsed("--seed", "0").seed == 0  # an explicit value equal to the default still wins
 
 
 def test_every_kind_of_run_option_is_configurable(tmp_path):
-    pyproject(tmp_path, (
-        'x-dim = 3\nhidden = 4\nsteps = 2\nvariant = "tanh"\nloss = "seed"\nmethod = "richardson"\n'
-        'eps = 1e-4\nrtol = 1e-5\natol = 0\nformat = "json"\nno-reports = true\nquiet = true\n'
-        'model = "mymod:make"\njunit = "out/j.xml"\n'))
+    pyproject(
+        tmp_path,
+        (
+            'x-dim = 3\nhidden = 4\nsteps = 2\nvariant = "tanh"\nloss = "seed"\nmethod = "richardson"\n'
+            'eps = 1e-4\nrtol = 1e-5\natol = 0\nformat = "json"\nno-reports = true\nquiet = true\n'
+            'model = "mymod:make"\njunit = "out/j.xml"\n'
+        ),
+    )
     args = parsed()
-    assert (args.x_dim, args.hidden, args.steps, args.variant, args.loss, args.method) == \
-        (3, 4, 2, "tanh", "seed", "richardson")
-    assert (args.eps, args.rtol, args.atol, args.format, args.no_reports, args.quiet) == \
-        (1e-4, 1e-5, 0.0, "json", True, True)
+    assert (args.x_dim, args.hidden, args.steps, args.variant, args.loss, args.method) == (
+        3,
+        4,
+        2,
+        "tanh",
+        "seed",
+        "richardson",
+    )
+    assert (args.eps, args.rtol, args.atol, args.format, args.no_reports, args.quiet) == (
+        1e-4,
+        1e-5,
+        0.0,
+        "json",
+        True,
+        True,
+    )
     assert args.model == "mymod:make"
     assert args.junit == str(tmp_path / "out" / "j.xml")
 
@@ -68,7 +85,7 @@ def test_keys_take_dashes_or_underscores(tmp_path):
 def test_environment_flags_and_values_are_read_like_command_line_text(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADCHECK_NO_REPORTS", "yes")
     monkeypatch.setenv("GRADCHECK_X_DIM", "9")
-    monkeypatch.setenv("GRADCHECK_RTOL", "")             # empty means unset
+    monkeypatch.setenv("GRADCHECK_RTOL", "")  # empty means unset
     args = parsed()
     assert args.no_reports is True and args.x_dim == 9 and args.rtol is None
 
@@ -76,7 +93,7 @@ def test_environment_flags_and_values_are_read_like_command_line_text(tmp_path, 
 def test_options_added_to_the_run_parser_later_are_configurable_too(tmp_path, monkeypatch):
     parser = cli.build_parser()
     run = next(a for a in parser._actions if a.dest == "command").choices["run"]
-    if "--workers" not in run._option_string_actions:      # issue 7 adds the real one
+    if "--workers" not in run._option_string_actions:  # issue 7 adds the real one
         run.add_argument("--workers", type=positive_int, default=1)
     pyproject(tmp_path, "workers = 4\n")
     assert config.load(run, cwd=tmp_path, environ={}).values["workers"] == 4
@@ -88,6 +105,7 @@ def test_options_added_to_the_run_parser_later_are_configurable_too(tmp_path, mo
 
 # ---------------------------------------------------------------------------------------------- discovery
 
+
 def test_the_nearest_pyproject_upwards_is_used_and_paths_are_relative_to_it(tmp_path, monkeypatch):
     pyproject(tmp_path, "seed = 11\nreport-dir = 'build/gc'\n")
     sub = tmp_path / "src" / "pkg"
@@ -95,7 +113,7 @@ def test_the_nearest_pyproject_upwards_is_used_and_paths_are_relative_to_it(tmp_
     monkeypatch.chdir(sub)
     args = parsed()
     assert args.seed == 11 and args.report_dir == str(tmp_path / "build" / "gc")
-    pyproject(tmp_path / "src", "seed = 12\n")          # a nearer pyproject.toml wins, even a different one
+    pyproject(tmp_path / "src", "seed = 12\n")  # a nearer pyproject.toml wins, even a different one
     assert parsed().seed == 12
     assert config.find_pyproject(sub) == tmp_path / "src" / "pyproject.toml"
 
@@ -114,21 +132,25 @@ def test_configured_settings_reach_the_report(tmp_path, capsys):
 
 # --------------------------------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("body, needles", [
-    ("sed = 3\n", ["unknown key 'sed'", "did you mean 'seed'"]),
-    ("hiden = 4\n", ["unknown key 'hiden'", "did you mean 'hidden'"]),
-    ("report_dri = 'x'\n", ["unknown key 'report_dri'", "did you mean 'report-dir'"]),
-    ("hidden = 'four'\n", ["hidden", "expected an integer", "string"]),
-    ("seed = 1.5\n", ["seed", "expected an integer"]),
-    ("hidden = 0\n", ["hidden", ">= 1"]),
-    ("eps = nan\n", ["eps", "finite"]),
-    ("rtol = true\n", ["rtol", "boolean"]),
-    ("no-reports = 'yes'\n", ["no-reports", "true or false"]),
-    ("method = 'forward'\n", ["method", "central"]),
-    ("json = 3\n", ["json", "expected a string"]),
-    ("steps = [1, 2]\n", ["steps", "array"]),
-    ("seed = = 3\n", ["invalid TOML"]),
-])
+
+@pytest.mark.parametrize(
+    "body, needles",
+    [
+        ("sed = 3\n", ["unknown key 'sed'", "did you mean 'seed'"]),
+        ("hiden = 4\n", ["unknown key 'hiden'", "did you mean 'hidden'"]),
+        ("report_dri = 'x'\n", ["unknown key 'report_dri'", "did you mean 'report-dir'"]),
+        ("hidden = 'four'\n", ["hidden", "expected an integer", "string"]),
+        ("seed = 1.5\n", ["seed", "expected an integer"]),
+        ("hidden = 0\n", ["hidden", ">= 1"]),
+        ("eps = nan\n", ["eps", "finite"]),
+        ("rtol = true\n", ["rtol", "boolean"]),
+        ("no-reports = 'yes'\n", ["no-reports", "true or false"]),
+        ("method = 'forward'\n", ["method", "central"]),
+        ("json = 3\n", ["json", "expected a string"]),
+        ("steps = [1, 2]\n", ["steps", "array"]),
+        ("seed = = 3\n", ["invalid TOML"]),
+    ],
+)
 def test_bad_pyproject_entries_exit_2_naming_the_key_and_write_nothing(tmp_path, capsys, body, needles):
     pyproject(tmp_path, body)
     assert cli.main(["run", *SMALL]) == 2
@@ -179,7 +201,9 @@ def test_the_documented_config_table_lists_exactly_the_run_options_and_their_var
     import re
 
     text = open(DOC).read()
-    rows = re.findall(r"^\| `([a-z-]+)` \| `(?:-q/)?--([a-z-]+)` \| `(GRADCHECK_[A-Z_]+)` \|", text, flags=re.M)
+    rows = re.findall(
+        r"^\| `([a-z-]+)` \| `(?:-q/)?--([a-z-]+)` \| `(GRADCHECK_[A-Z_]+)` \|", text, flags=re.M
+    )
     run = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["run"]
     opts = config.options(run)
     assert sorted(key for key, _, _ in rows) == sorted(opts)

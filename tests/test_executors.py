@@ -6,22 +6,22 @@ import concurrent.futures as cf
 
 import numpy as np
 import pytest
+from _planted import Planted, entry_bug
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
-from gradcheck.fast import executors
-from gradcheck.fast.chunked import ChunkedEvaluator
 from gradcheck.cli import main
 from gradcheck.errors import ModelError
-
-from _planted import Planted, entry_bug
+from gradcheck.fast import executors
+from gradcheck.fast.chunked import ChunkedEvaluator
 
 SHAPES = {"h": (3, 6), "s": (3, 6)}
 
 
 def _all_losses(model, executor, *, batched=True, complex_=False):
     """Every perturbation of every block and state at the central (or complex) step, as one array."""
-    ev = ChunkedEvaluator(model, model.parameters(), SHAPES, batched=batched, batch=16, executor=executor,
-                          complex_=complex_)
+    ev = ChunkedEvaluator(
+        model, model.parameters(), SHAPES, batched=batched, batch=16, executor=executor, complex_=complex_
+    )
     out = []
     step = 1e-20j if complex_ else 6e-6
     for name, x in model.parameters().items():
@@ -52,23 +52,27 @@ def test_process_pool_is_bit_identical_to_serial(model):
         pooled = _all_losses(model, pool)
         pooled_complex = _all_losses(model, pool, complex_=True)
         pooled_loop = _all_losses(model, pool, batched=False)
-    assert np.array_equal(serial, pooled)                     # bit-identical, not merely close
+    assert np.array_equal(serial, pooled)  # bit-identical, not merely close
     assert np.array_equal(_all_losses(model, None, complex_=True), pooled_complex)
     assert np.array_equal(_all_losses(model, None, batched=False), pooled_loop)
     a, b = check(model), check(model, workers=2)
     assert b.settings["evaluation"]["executor"] == "2 worker processes"
     assert _comparable(a) == _comparable(b)
     assert [x.label for x in b.failing] == ["bi"]
-    for method in ("central", "complex"):           # the screen's one call (loss_directions_many) in a worker
-        a, b = check(model, mode="screen", method=method), check(model, mode="screen", method=method, workers=2)
+    for method in ("central", "complex"):  # the screen's one call (loss_directions_many) in a worker
+        a, b = (
+            check(model, mode="screen", method=method),
+            check(model, mode="screen", method=method, workers=2),
+        )
         assert _comparable(a) == _comparable(b) and [x.label for x in b.failing] == ["bi"]
 
 
 def test_dask_local_cluster_is_bit_identical_to_serial(model):
     distributed = pytest.importorskip("distributed")
     serial = _all_losses(model, None)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=50) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster:
         with distributed.Client(cluster) as client:
             assert np.array_equal(serial, _all_losses(model, client.get_executor()))
         r = check(model, scheduler=cluster.scheduler_address)
@@ -119,20 +123,32 @@ def test_a_callers_executor_is_used_and_left_running():
 def test_scheduler_without_dask_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setattr(executors, "dask_available", lambda: False)
     import gradcheck.cli.speed
+
     monkeypatch.setattr(gradcheck.cli.speed, "dask_available", lambda: False)
-    assert main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--scheduler", "tcp://localhost:8786"]) == 2
+    assert (
+        main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--scheduler", "tcp://localhost:8786"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "pip install 'gradcheck[dask]'" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(ProtocolError, match=r"pip install 'gradcheck\[dask\]'"):
         check(ReferenceLSTM(2, 2, 2), scheduler="tcp://localhost:8786")
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--workers", "0"], "--workers"), (["--workers", "two"], "--workers"), (["--batch", "-1"], "--batch"),
-    (["--directions", "0", "--mode", "screen"], "--directions"), (["--sample", "0"], "--sample"),
-    (["--mode", "fast"], "--mode"), (["--directions", "8"], "--mode screen"),
-    (["--workers", "2", "--scheduler", "tcp://h:1"], "exclude"), (["--scheduler", " "], "--scheduler"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--workers", "two"], "--workers"),
+        (["--batch", "-1"], "--batch"),
+        (["--directions", "0", "--mode", "screen"], "--directions"),
+        (["--sample", "0"], "--sample"),
+        (["--mode", "fast"], "--mode"),
+        (["--directions", "8"], "--mode screen"),
+        (["--workers", "2", "--scheduler", "tcp://h:1"], "exclude"),
+        (["--scheduler", " "], "--scheduler"),
+    ],
+)
 def test_bad_speed_flags_exit_2_with_one_line(argv, needle, capsys, tmp_path):
     out = tmp_path / "r.json"
     assert main(["run", "--x-dim", "2", "--hidden", "2", "--steps", "2", "--json", str(out), *argv]) == 2
@@ -143,13 +159,50 @@ def test_bad_speed_flags_exit_2_with_one_line(argv, needle, capsys, tmp_path):
 
 def test_cli_speed_flags_run(capsys, tmp_path):
     import json
+
     out = tmp_path / "r.json"
-    assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--mode", "screen", "--directions", "4",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--x-dim",
+                "3",
+                "--hidden",
+                "4",
+                "--steps",
+                "3",
+                "--mode",
+                "screen",
+                "--directions",
+                "4",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     settings = json.loads(out.read_text())["settings"]
     assert settings["mode"] == "screen" and settings["screen"]["directions"] == 4
-    assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--sample", "2", "--workers", "2",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--x-dim",
+                "3",
+                "--hidden",
+                "4",
+                "--steps",
+                "3",
+                "--sample",
+                "2",
+                "--workers",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     settings = json.loads(out.read_text())["settings"]
     assert settings["coverage"]["sample_per_row"] == 2 and settings["evaluation"]["executor"].startswith("2 ")
     assert main(["run", "--x-dim", "3", "--hidden", "4", "--steps", "3", "--serial", "--json", str(out)]) == 0

@@ -31,7 +31,10 @@ def planted(*, x_dim=3, hidden=4, steps=5, seed=0, variant="simple"):
 def test_planted_size_bug_shrinks_to_the_smallest_configuration(search_seed):
     r = fz.fuzz(planted, budget=60, seed=search_seed, spec="mod:planted")
     assert r.kind == "fail" and r.config == SMALLEST
-    assert r.command == "gradcheck run --model mod:planted --x-dim 1 --hidden 4 --steps 3 --seed 0 --variant simple"
+    assert (
+        r.command
+        == "gradcheck run --model mod:planted --x-dim 1 --hidden 4 --steps 3 --seed 0 --variant simple"
+    )
     assert "s[t=1]" in r.failing_rows and "s[t=2]" not in r.failing_rows
 
 
@@ -81,7 +84,8 @@ def test_unconfigurable_factory_and_bad_bounds_are_usage_errors():
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "fuzz_user_model.py").write_text(textwrap.dedent("""
+    (tmp_path / "fuzz_user_model.py").write_text(
+        textwrap.dedent("""
         import lstm_ref
         from gradcheck.lstm.mutants import BY_NAME
         from gradcheck.lstm.reference import ReferenceLSTM
@@ -97,7 +101,8 @@ def user_module(tmp_path, monkeypatch):
 
         def fixed():
             return ReferenceLSTM(2, 2, 2)
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     return "fuzz_user_model"
@@ -106,7 +111,9 @@ def user_module(tmp_path, monkeypatch):
 def test_cli_prints_the_reproducing_command_and_exits_1(user_module, capsys):
     rc = cli.main(["fuzz", "--model", f"{user_module}:make", "--budget", "60"])
     out = capsys.readouterr().out
-    expected = f"gradcheck run --model {user_module}:make --x-dim 1 --hidden 4 --steps 3 --seed 0 --variant simple"
+    expected = (
+        f"gradcheck run --model {user_module}:make --x-dim 1 --hidden 4 --steps 3 --seed 0 --variant simple"
+    )
     assert rc == 1 and expected in out
     # the printed configuration, loaded the way `gradcheck run` is to load it, fails; one step shorter passes
     model = loading.load_model_with_config(f"{user_module}:make", **SMALLEST)
@@ -120,13 +127,16 @@ def test_cli_reference_without_failure_exits_0(capsys):
     assert "no failing configuration" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["--model", "fuzz_user_model:fixed"], "accepts none of the configuration keywords"),
-    (["--model", "no_such_module_xyz:make"], "cannot import"),
-    (["--model", "fuzz_user_model:nope"], "has no 'nope'"),
-    (["--model", "nocolon"], "expected MODULE:FACTORY"),
-    (["--budget", "0"], "expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--model", "fuzz_user_model:fixed"], "accepts none of the configuration keywords"),
+        (["--model", "no_such_module_xyz:make"], "cannot import"),
+        (["--model", "fuzz_user_model:nope"], "has no 'nope'"),
+        (["--model", "nocolon"], "expected MODULE:FACTORY"),
+        (["--budget", "0"], "expected an integer >= 1"),
+    ],
+)
 def test_cli_usage_errors(user_module, capsys, argv, msg):
     rc = cli.main(["fuzz", *argv])
     err = capsys.readouterr().err
@@ -145,14 +155,16 @@ def test_the_printed_command_reproduces_through_gradcheck_run(user_module, capsy
     assert cli.main(["fuzz", "--model", f"{user_module}:make", "--budget", "60"]) == 1
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("gradcheck run "))
     argv = line.split()[1:]
-    assert cli.main([*argv, "--no-reports"]) == 1                      # the size flags reach the factory
-    shorter = [*argv[:argv.index("--steps") + 1], "2", *argv[argv.index("--steps") + 2:]]
+    assert cli.main([*argv, "--no-reports"]) == 1  # the size flags reach the factory
+    shorter = [*argv[: argv.index("--steps") + 1], "2", *argv[argv.index("--steps") + 2 :]]
     assert cli.main([*shorter, "--no-reports"]) == 0
-    assert cli.main(["run", "--model", f"{user_module}:make", "--no-reports"]) == 1   # make()'s own defaults
+    assert cli.main(["run", "--model", f"{user_module}:make", "--no-reports"]) == 1  # make()'s own defaults
 
 
 def test_run_forwards_only_flags_given_and_refuses_unknown_ones(user_module, capsys):
-    assert cli.main(["run", "--model", f"{user_module}:fixed", "--seed", "3", "--no-reports"]) == 0  # seed: report's
+    assert (
+        cli.main(["run", "--model", f"{user_module}:fixed", "--seed", "3", "--no-reports"]) == 0
+    )  # seed: report's
     capsys.readouterr()
     assert cli.main(["run", "--model", f"{user_module}:fixed", "--hidden", "3", "--no-reports"]) == 2
     err = capsys.readouterr().err

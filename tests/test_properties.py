@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 import lstm_ref
 from gradcheck import check
-from lstm_ref.model import PARAM_KEYS, WEIGHTS, step_loss_grads, step_losses
 from gradcheck.strategies import LSTMProblem, lstm_problems
+from lstm_ref.model import PARAM_KEYS, WEIGHTS, step_loss_grads, step_losses
 
 CASES = [(v, loss) for v in ("simple", "tanh") for loss in ("seed", "full")]
 SIZES = dict(max_x_dim=4, max_hidden=5, max_steps=5)
-H = 1e-30            # complex step
+H = 1e-30  # complex step
 
 
 def problems(variant, loss, **kw):
@@ -28,8 +28,13 @@ def problems(variant, loss, **kw):
 
 
 def trace_of(p: LSTMProblem, params=None, xs=None):
-    return lstm_ref.forward(p.params if params is None else params, p.xs if xs is None else xs,
-                            variant=p.config.variant, h0=p.h0, s0=p.s0)
+    return lstm_ref.forward(
+        p.params if params is None else params,
+        p.xs if xs is None else xs,
+        variant=p.config.variant,
+        h0=p.h0,
+        s0=p.s0,
+    )
 
 
 def bptt(p: LSTMProblem, dl_dh=None):
@@ -49,8 +54,16 @@ def numeric_state_grads(p: LSTMProblem) -> dict[str, np.ndarray]:
             for j in range(hidden):
                 tap = np.zeros((T, hidden), complex)
                 tap[t, j] = 1j * H
-                L = lstm_ref.total_loss(p.params, p.xs, p.ys, variant=p.config.variant, loss=p.config.loss,
-                                        h0=p.h0, s0=p.s0, taps={name: tap})
+                L = lstm_ref.total_loss(
+                    p.params,
+                    p.xs,
+                    p.ys,
+                    variant=p.config.variant,
+                    loss=p.config.loss,
+                    h0=p.h0,
+                    s0=p.s0,
+                    taps={name: tap},
+                )
                 g[t, j] = L.imag / H
         out[name] = g
     return out
@@ -68,9 +81,9 @@ def close(a, b, *, rel=1e-10):
 def test_check_passes_every_parameter_and_state_row(variant, loss, data):
     p = data.draw(problems(variant, loss), label="problem")
     note(p.reproduce())
-    report = check(p.model(), diagnose=False, seed=p.seed)    # the verdict names the problem's seed
+    report = check(p.model(), diagnose=False, seed=p.seed)  # the verdict names the problem's seed
     T = p.config.steps
-    assert len(report.rows) == len(PARAM_KEYS) + 2 * T          # one row per block, per (state, t)
+    assert len(report.rows) == len(PARAM_KEYS) + 2 * T  # one row per block, per (state, t)
     worst = max(r.max_rel_err for r in report.rows)
     target(math.log10(max(worst, 1e-300)), label="log10 worst relative error")
     assert report.passed, report.verdict()
@@ -83,8 +96,10 @@ def test_state_gradients_match_complex_step_taps_and_the_recursions(variant, los
     note(p.reproduce())
     num = numeric_state_grads(p)
     bp = bptt(p)
-    err = max(np.max(np.abs(bp.dh - num["h"])) / max(np.max(np.abs(num["h"])), 1e-300),
-              np.max(np.abs(bp.ds - num["s"])) / max(np.max(np.abs(num["s"])), 1e-300))
+    err = max(
+        np.max(np.abs(bp.dh - num["h"])) / max(np.max(np.abs(num["h"])), 1e-300),
+        np.max(np.abs(bp.ds - num["s"])) / max(np.max(np.abs(num["s"])), 1e-300),
+    )
     target(math.log10(max(err, 1e-300)), label="log10 worst relative error of the state gradients")
     assert close(bp.dh, num["h"]) and close(bp.ds, num["s"])
     tr = trace_of(p)
@@ -111,15 +126,16 @@ def test_truncation_matches_a_run_on_the_prefix(variant, loss, data):
     note(p.reproduce())
     tr = trace_of(p)
     dl = step_loss_grads(tr.h, p.ys, loss)
-    dl[k:] = 0.0                                   # only l(0..k-1) of the T-step run
+    dl[k:] = 0.0  # only l(0..k-1) of the T-step run
     full = lstm_ref.backward(p.params, tr, dl)
-    L_k, prefix = lstm_ref.loss_and_bptt(p.params, p.xs[:k], p.ys[:k], variant=variant, loss=loss,
-                                         h0=p.h0, s0=p.s0)
+    L_k, prefix = lstm_ref.loss_and_bptt(
+        p.params, p.xs[:k], p.ys[:k], variant=variant, loss=loss, h0=p.h0, s0=p.s0
+    )
     assert math.isclose(step_losses(tr.h, p.ys, loss)[:k].sum(), L_k, rel_tol=1e-12)
     for key in PARAM_KEYS:
         assert close(full.param_grads[key], prefix.param_grads[key]), key
     assert close(full.dh[:k], prefix.dh) and close(full.ds[:k], prefix.ds)
-    assert not np.any(full.dh[k:]) and not np.any(full.ds[k:])      # later states do not affect l(<k)
+    assert not np.any(full.dh[k:]) and not np.any(full.ds[k:])  # later states do not affect l(<k)
 
 
 @pytest.mark.parametrize("variant,loss", CASES)
@@ -156,8 +172,10 @@ def test_zero_error_gives_zero_gradients(variant, loss, data):
     p = data.draw(problems(variant, loss), label="problem")
     note(p.reproduce())
     h = trace_of(p).h
-    ys = h[:, 0].copy() if loss == "seed" else h.copy()          # targets = the model's own outputs
-    L, grads, dh, ds = lstm_ref.loss_and_grads(p.params, p.xs, ys, variant=variant, loss=loss, h0=p.h0, s0=p.s0)
+    ys = h[:, 0].copy() if loss == "seed" else h.copy()  # targets = the model's own outputs
+    L, grads, dh, ds = lstm_ref.loss_and_grads(
+        p.params, p.xs, ys, variant=variant, loss=loss, h0=p.h0, s0=p.s0
+    )
     assert L == 0.0
     assert all(not np.any(g) for g in grads.values()) and not np.any(dh) and not np.any(ds)
 
@@ -167,22 +185,25 @@ def test_zero_error_gives_zero_gradients(variant, loss, data):
 def test_permuting_hidden_units_permutes_the_gradients(variant, loss, data):
     p = data.draw(problems(variant, loss), label="problem")
     hidden, x_dim = p.config.hidden, p.config.x_dim
-    if loss == "seed":       # the seed loss reads unit 0: keep it in place
+    if loss == "seed":  # the seed loss reads unit 0: keep it in place
         perm = np.array([0] + list(data.draw(st.permutations(range(1, hidden)), label="perm")), dtype=int)
     else:
         perm = np.array(data.draw(st.permutations(range(hidden)), label="perm"), dtype=int)
     xperm = np.array(data.draw(st.permutations(range(x_dim)), label="input perm"), dtype=int)
     note(p.reproduce())
-    cols = np.concatenate([xperm, x_dim + perm])          # x_c = [x, h(t-1)]: permute both parts
+    cols = np.concatenate([xperm, x_dim + perm])  # x_c = [x, h(t-1)]: permute both parts
 
     def permute(block_key, arr):
         return arr[perm][:, cols] if block_key in WEIGHTS else arr[perm]
 
     q = {k: permute(k, v) for k, v in p.params.items()}
     ys = p.ys if loss == "seed" else p.ys[:, perm]
-    L1, g1, dh1, ds1 = lstm_ref.loss_and_grads(p.params, p.xs, p.ys, variant=variant, loss=loss, h0=p.h0, s0=p.s0)
-    L2, g2, dh2, ds2 = lstm_ref.loss_and_grads(q, p.xs[:, xperm], ys, variant=variant, loss=loss,
-                                               h0=p.h0[perm], s0=p.s0[perm])
+    L1, g1, dh1, ds1 = lstm_ref.loss_and_grads(
+        p.params, p.xs, p.ys, variant=variant, loss=loss, h0=p.h0, s0=p.s0
+    )
+    L2, g2, dh2, ds2 = lstm_ref.loss_and_grads(
+        q, p.xs[:, xperm], ys, variant=variant, loss=loss, h0=p.h0[perm], s0=p.s0[perm]
+    )
     assert math.isclose(L1, L2, rel_tol=1e-12, abs_tol=1e-300)
     for key in PARAM_KEYS:
         assert close(permute(key, g1[key]), g2[key], rel=1e-12), key

@@ -9,15 +9,15 @@ import pytest
 
 import lstm_ref
 from gradcheck import ModelError, check
-from gradcheck.options import METHODS
 from gradcheck.lstm.reference import ReferenceLSTM
+from gradcheck.options import METHODS
 from gradcheck.testing import assert_gradients
 
 pytest_plugins = ["pytester"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN = ("-p", "gradcheck.pytest_plugin")
 
-MODELS = '''
+MODELS = """
 import lstm_ref
 from gradcheck.lstm.reference import ReferenceLSTM
 
@@ -31,7 +31,7 @@ def correct():
 
 def buggy():
     return ReferenceLSTM(2, 3, 2, backward=_wrong_bo)
-'''
+"""
 
 
 def wrong_bo(params, trace, dl_dh):
@@ -48,6 +48,7 @@ def tester(pytester):
 
 
 # ------------------------------------------------------------------------------------------ assert_gradients
+
 
 def test_assert_gradients_passes_a_correct_model_and_returns_the_report():
     report = assert_gradients(ReferenceLSTM(2, 3, 2), seed=4)
@@ -67,16 +68,23 @@ def test_assert_gradients_fails_with_the_failing_rows_table_naming_each_side():
 def test_assert_gradients_lets_a_raising_model_raise():
     def boom(params, trace, dl_dh):
         raise RuntimeError("boom")
+
     with pytest.raises(ModelError, match="boom"):
         assert_gradients(ReferenceLSTM(2, 3, 2, backward=boom))
 
 
 # ---------------------------------------------------------------------------------------------- the plugin
 
+
 def test_plugin_import_is_cheap():
     code = "import sys, gradcheck.pytest_plugin; print(sorted(m for m in ('numpy', 'tabulate') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -87,7 +95,8 @@ def test_plugin_methods_match_the_checker():
 
 
 def test_fixture_passes_a_correct_model_and_fails_a_buggy_one(tester):
-    tester.makepyfile(test_models='''
+    tester.makepyfile(
+        test_models="""
         from gc_models import buggy, correct
 
         def test_correct(gradcheck):
@@ -98,17 +107,23 @@ def test_fixture_passes_a_correct_model_and_fails_a_buggy_one(tester):
 
         def test_report_without_assert(gradcheck):
             assert not gradcheck.check(buggy()).passed
-    ''')
+    """
+    )
     result = tester.runpytest(*PLUGIN)
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*AssertionError: gradcheck: 1 of * rows fail*",
-                                 "*analytic = the model's gradient*numerical = finite differences*",
-                                 "*FAIL*bo*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: gradcheck: 1 of * rows fail*",
+            "*analytic = the model's gradient*numerical = finite differences*",
+            "*FAIL*bo*",
+        ]
+    )
 
 
 def test_options_come_from_command_line_over_ini_and_the_marker_wins(tester):
     tester.makeini("[pytest]\ngradcheck_method = richardson\ngradcheck_seed = 3\ngradcheck_rtol = 1e-5\n")
-    tester.makepyfile(test_opts='''
+    tester.makepyfile(
+        test_opts="""
         import pytest
         from gc_models import correct
 
@@ -123,7 +138,8 @@ def test_options_come_from_command_line_over_ini_and_the_marker_wins(tester):
 
         def test_call_override(gradcheck):
             print("CALL", gradcheck(correct(), seed=21).seed)
-    ''')
+    """
+    )
     result = tester.runpytest(*PLUGIN, "-s", "--gradcheck-seed", "5")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*SESSION richardson 5 1e-05*"])
@@ -145,14 +161,16 @@ def test_bad_option_values_are_usage_errors(tester):
 
 
 def test_a_misspelt_marker_option_is_reported(tester):
-    tester.makepyfile(test_x='''
+    tester.makepyfile(
+        test_x="""
         import pytest
         from gc_models import correct
 
         @pytest.mark.gradcheck(rtoll=1e-3)
         def test_x(gradcheck):
             gradcheck(correct())
-    ''')
+    """
+    )
     result = tester.runpytest(*PLUGIN)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*unknown option 'rtoll'*did you mean 'rtol'*"])
@@ -161,24 +179,27 @@ def test_a_misspelt_marker_option_is_reported(tester):
 def test_options_are_one_group_with_ini_twins_and_the_marker_is_registered(tester):
     result = tester.runpytest(*PLUGIN, "--help")
     text = result.stdout.str()
-    group = text[text.index("gradient checks (gradcheck fixture):"):]
+    group = text[text.index("gradient checks (gradcheck fixture):") :]
     group = group[: group.index("\n\n")]
     for name in ("method", "rtol", "atol", "seed"):
         assert f"--gradcheck-{name}" in group
         assert f"gradcheck_{name} (string):" in text or f"gradcheck_{name} (string)" in text
     result = tester.runpytest(*PLUGIN, "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.gradcheck(*"])
-    tester.makepyfile(test_strict='''
+    tester.makepyfile(
+        test_strict="""
         import pytest
 
         @pytest.mark.gradcheck(seed=1)
         def test_x(): pass
-    ''')
+    """
+    )
     tester.runpytest(*PLUGIN, "--strict-markers").assert_outcomes(passed=1)
 
 
 def test_the_worst_error_is_a_junit_property_of_the_test(tester):
-    tester.makepyfile(test_props='''
+    tester.makepyfile(
+        test_props="""
         from gc_models import buggy, correct
 
         def test_good(gradcheck):
@@ -186,11 +207,14 @@ def test_the_worst_error_is_a_junit_property_of_the_test(tester):
 
         def test_bad(gradcheck):
             gradcheck(buggy())
-    ''')
+    """
+    )
     tester.runpytest(*PLUGIN, "--junitxml=out.xml").assert_outcomes(passed=1, failed=1)
     root = ET.parse(tester.path / "out.xml").getroot()
-    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.findall("properties/property")}
-             for c in root.iter("testcase")}
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.findall("properties/property")}
+        for c in root.iter("testcase")
+    }
     expected = check(__import__("gc_models").buggy()).worst_first()[0]
     bad = props["test_bad"]
     assert bad["gradcheck_passed"] == "false" and bad["gradcheck_worst_row"] == expected.label == "bo"
@@ -207,6 +231,10 @@ DOC = os.path.join(ROOT, "docs", "ci.md")
 def test_the_documented_plugin_example_passes(pytester):
     import re
 
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", open(DOC).read(), flags=re.S) if "def test_" in b]
+    (block,) = [
+        b for b in re.findall(r"```python\n(.*?)```", open(DOC).read(), flags=re.S) if "def test_" in b
+    ]
     pytester.makepyfile(test_doc_example=block)
-    pytester.runpytest(*PLUGIN, "--strict-markers", "-W", "error::pytest.PytestUnknownMarkWarning").assert_outcomes(passed=2)
+    pytester.runpytest(
+        *PLUGIN, "--strict-markers", "-W", "error::pytest.PytestUnknownMarkWarning"
+    ).assert_outcomes(passed=2)

@@ -15,25 +15,27 @@ import pytest
 
 import lstm_ref
 from gradcheck import check
-from gradcheck.output.github import ANNOTATION_CAP, annotations, escape_data, escape_property
+from gradcheck.errors import UsageError
 from gradcheck.lstm.reference import ReferenceLSTM
+from gradcheck.output.files import report_paths, write_all
+from gradcheck.output.github import ANNOTATION_CAP, annotations, escape_data, escape_property
 from gradcheck.output.json_report import json_text
 from gradcheck.output.junit import junit
 from gradcheck.output.markdown import markdown
 from gradcheck.output.text import sci, table
 from gradcheck.report import Report, Row
-from gradcheck.errors import UsageError
-from gradcheck.output.files import report_paths, write_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def scaled(block, factor=1.01):
     """A BPTT whose gradient of ``block`` is off by ``factor`` (a planted bug)."""
+
     def backward(params, trace, dl_dh):
         bp = lstm_ref.backward(params, trace, dl_dh)
         bp.param_grads[block] = bp.param_grads[block] * factor
         return bp
+
     return backward
 
 
@@ -59,22 +61,41 @@ def suite(xml_text):
 
 
 def make_row(name="w", t=None, passed=False, **kw):
-    base = dict(kind="param" if t is None else "state", name=name, t=t, passed=passed, max_abs_err=1e-3,
-                max_rel_err=1e-2, worst_index=[0], analytic=1.0, numeric=0.99, tolerance=1e-6, ratio=1e3,
-                checked=4)
+    base = dict(
+        kind="param" if t is None else "state",
+        name=name,
+        t=t,
+        passed=passed,
+        max_abs_err=1e-3,
+        max_rel_err=1e-2,
+        worst_index=[0],
+        analytic=1.0,
+        numeric=0.99,
+        tolerance=1e-6,
+        ratio=1e3,
+        checked=4,
+    )
     base.update(kw)
     return Row(**base)
 
 
 def make_report(rows, **kw):
-    base = dict(rows=rows, seed=3, method="central", settings={"dtype": "float64", "eps": 1e-5, "rtol": 1e-6,
-                                                              "atol": 0.0}, model="Handmade", loss=1.0,
-                first_bad_step=None, timings={"numeric": 0.5})
+    base = dict(
+        rows=rows,
+        seed=3,
+        method="central",
+        settings={"dtype": "float64", "eps": 1e-5, "rtol": 1e-6, "atol": 0.0},
+        model="Handmade",
+        loss=1.0,
+        first_bad_step=None,
+        timings={"numeric": 0.5},
+    )
     base.update(kw)
     return Report(**base)
 
 
 # ------------------------------------------------------------------------------------------------ JUnit XML
+
 
 def test_junit_has_one_testcase_per_json_row_and_one_failure_per_failing_row(bad):
     rows = json.loads(json_text(bad))["rows"]
@@ -126,14 +147,24 @@ def test_junit_stays_well_formed_with_markup_and_control_characters():
 
 # --------------------------------------------------------------------------------------------------- JSON
 
+
 def test_json_keeps_the_checker_schema_plus_settings_versions_timings(bad):
     d = json.loads(json_text(bad))
     for key in ("passed", "seed", "method", "rows", "first_bad_step", "settings", "versions", "timings"):
         assert key in d
     assert d["passed"] is False and d["seed"] == 0 and d["method"] == "central"
     for r in d["rows"]:
-        assert {"kind", "name", "t", "passed", "max_abs_err", "max_rel_err", "worst_index", "analytic",
-                "numeric"} <= set(r)
+        assert {
+            "kind",
+            "name",
+            "t",
+            "passed",
+            "max_abs_err",
+            "max_rel_err",
+            "worst_index",
+            "analytic",
+            "numeric",
+        } <= set(r)
         assert r["kind"] in ("param", "state") and (r["t"] is None) == (r["kind"] == "param")
     assert set(d["versions"]) >= {"python", "numpy", "gradcheck", "tabulate"}
     assert list(d)[-1] == "timings"
@@ -160,10 +191,11 @@ def test_same_seed_and_settings_give_identical_json_and_markdown_apart_from_timi
     assert strip(json_text(a)) == strip(json_text(b))
     assert markdown(a) == markdown(b)
     c = check(small(seed=5, backward=scaled("wo")), seed=5)
-    assert markdown(c) != markdown(a)          # the comparison can fail
+    assert markdown(c) != markdown(a)  # the comparison can fail
 
 
 # ----------------------------------------------------------------------------------------------- Markdown
+
 
 def table_lines(md):
     return [line for line in md.splitlines() if line.startswith("|")]
@@ -172,7 +204,7 @@ def table_lines(md):
 def test_markdown_is_a_pipe_table_worst_first_with_a_verdict_line(bad):
     md = markdown(bad)
     lines = table_lines(md)
-    assert len(lines) == 2 + len(bad.rows)               # header, separator, one line per row
+    assert len(lines) == 2 + len(bad.rows)  # header, separator, one line per row
     assert set(lines[1].replace("|", "").replace(":", "").replace(" ", "")) == {"-"}
     labels = [line.split("|")[2].strip().replace("\\", "") for line in lines[2:]]
     assert labels == [r.label for r in bad.worst_first()]
@@ -195,8 +227,9 @@ def test_markdown_folds_long_tables_in_details_and_keeps_failing_rows_visible():
 
 
 def test_errors_are_in_scientific_notation_and_indices_are_not_parsed_as_numbers():
-    row = make_row(max_abs_err=1.234e-300, max_rel_err=5e-17, worst_index=[3], analytic=-2.5e-310,
-                   numeric=0.0)
+    row = make_row(
+        max_abs_err=1.234e-300, max_rel_err=5e-17, worst_index=[3], analytic=-2.5e-310, numeric=0.0
+    )
     report = make_report([row])
     for text in (table(report), markdown(report), junit(report)):
         assert "1.234e-300" in text and "5.000e-17" in text and "(3)" in text and "-2.500e-310" in text
@@ -205,20 +238,27 @@ def test_errors_are_in_scientific_notation_and_indices_are_not_parsed_as_numbers
 
 # ----------------------------------------------------------------------------------------------- writing
 
+
 def test_report_paths_default_to_reports_dir_and_explicit_paths_win(tmp_path):
     p = report_paths(report_dir=str(tmp_path / "r"), json=str(tmp_path / "x.json"))
-    assert p == {"json": str(tmp_path / "x.json"), "junit": str(tmp_path / "r" / "gradcheck.xml"),
-                 "markdown": str(tmp_path / "r" / "gradcheck.md")}
+    assert p == {
+        "json": str(tmp_path / "x.json"),
+        "junit": str(tmp_path / "r" / "gradcheck.xml"),
+        "markdown": str(tmp_path / "r" / "gradcheck.md"),
+    }
     assert report_paths(report_dir="r", no_reports=True) == {}
     assert report_paths(report_dir="r", no_reports=True, junit="j.xml") == {"junit": "j.xml"}
 
 
-@pytest.mark.parametrize("kw, needle", [
-    ({"json": "DIR"}, "is a directory"),
-    ({"junit": "FILE/sub.xml"}, "is not a directory"),
-    ({"json": "same", "markdown": "same"}, "both write"),
-    ({"json": ""}, "empty path"),
-])
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"json": "DIR"}, "is a directory"),
+        ({"junit": "FILE/sub.xml"}, "is not a directory"),
+        ({"json": "same", "markdown": "same"}, "both write"),
+        ({"json": ""}, "empty path"),
+    ],
+)
 def test_report_paths_reject_paths_that_cannot_be_written(tmp_path, kw, needle):
     (tmp_path / "DIR").mkdir()
     (tmp_path / "FILE").write_text("x")
@@ -244,7 +284,7 @@ def test_a_failed_write_leaves_every_previous_report_intact_and_no_temporaries(t
     assert a.read_text() == "old a" and b.read_text() == "old b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.xml"]
     monkeypatch.undo()
-    write_all({str(a): "new a", str(b): "new b"})        # and the same call works when nothing fails
+    write_all({str(a): "new a", str(b): "new b"})  # and the same call works when nothing fails
     assert a.read_text() == "new a" and b.read_text() == "new b"
 
 
@@ -273,8 +313,9 @@ def test_a_run_killed_mid_write_leaves_the_previous_file_or_none(tmp_path, exist
         target.parent.mkdir()
         target.write_text('{"old": true}\n')
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(target)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(target)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     if existing:
         assert target.read_text() == '{"old": true}\n'
@@ -283,13 +324,20 @@ def test_a_run_killed_mid_write_leaves_the_previous_file_or_none(tmp_path, exist
     leftovers = [p for p in target.parent.iterdir() if p.name != "gradcheck.json"]
     assert leftovers, "the kill should have struck while the temporary was being written"
     assert all(p.name.startswith(".gradcheck.json.") and p.name.endswith(".tmp") for p in leftovers)
-    assert all(p.stat().st_size == 100_000 for p in leftovers)      # the half-written data went there
+    assert all(p.stat().st_size == 100_000 for p in leftovers)  # the half-written data went there
 
 
 # ------------------------------------------------------------------------------------- GitHub annotations
 
+
 def unescape(s):
-    return s.replace("%0A", "\n").replace("%0D", "\r").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")
+    return (
+        s.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%3A", ":")
+        .replace("%2C", ",")
+        .replace("%25", "%")
+    )
 
 
 def test_annotations_are_escaped_and_capped_with_a_count_of_the_rest():
@@ -299,9 +347,9 @@ def test_annotations_are_escaped_and_capped_with_a_count_of_the_rest():
     errors = [line for line in lines if line.startswith("::error ")]
     assert len(errors) == ANNOTATION_CAP
     assert all("\n" not in line and "\r" not in line for line in lines)
-    title, message = errors[0][len("::error title="):].split("::", 1)
+    title, message = errors[0][len("::error title=") :].split("::", 1)
     assert "," not in title and ":" not in title
-    assert unescape(title) == "gradcheck: w12,x:y%z"           # worst (highest err/tol) first
+    assert unescape(title) == "gradcheck: w12,x:y%z"  # worst (highest err/tol) first
     assert unescape(message) == "broken\r\nrow 12 50%"
     assert lines[-1].startswith("::notice") and "3 more failing rows" in lines[-1]
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
 from gradcheck.fast.chunked import ChunkedEvaluator
-from gradcheck.finite_diff import SerialEvaluator
 from gradcheck.fast.screen import NEAR, directions_for
+from gradcheck.finite_diff import SerialEvaluator
 from gradcheck.tolerance import compare, compare_many
-
-from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
 
 
 @pytest.mark.parametrize("method", ["central", "complex", "richardson"])
-@pytest.mark.parametrize("variant,loss,seed", [("simple", "full", 0), ("tanh", "seed", 1), ("simple", "seed", 2)])
+@pytest.mark.parametrize(
+    "variant,loss,seed", [("simple", "full", 0), ("tanh", "seed", 1), ("simple", "seed", 2)]
+)
 def test_screen_passes_the_reference(method, variant, loss, seed):
     r = check(ReferenceLSTM(5, 7, 4, variant=variant, loss=loss, seed=seed), mode="screen", method=method)
     assert r.passed, [(x.label, x.ratio) for x in r.failing]
@@ -45,7 +46,7 @@ def test_screen_escalates_a_scaled_block_and_names_it():
     r = check(m, mode="screen")
     assert r.settings["screen"]["escalated_to_full"] == ["wf"]
     assert [x.label for x in r.failing] == ["wf"]
-    assert r.failing[0].checked == m.parameters()["wf"].size        # re-checked entry by entry
+    assert r.failing[0].checked == m.parameters()["wf"].size  # re-checked entry by entry
 
 
 def test_screen_localises_a_single_wrong_entry_above_its_threshold():
@@ -64,7 +65,11 @@ def test_screen_finds_the_dropped_recurrent_term_like_the_full_check():
 
 def test_screen_directions_are_reproducible_and_recorded():
     m = ReferenceLSTM(4, 5, 3, seed=3)
-    a, b, c = check(m, mode="screen", seed=4), check(m, mode="screen", seed=4), check(m, mode="screen", seed=5)
+    a, b, c = (
+        check(m, mode="screen", seed=4),
+        check(m, mode="screen", seed=4),
+        check(m, mode="screen", seed=5),
+    )
     assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
     assert [x.numeric for x in a.rows] != [x.numeric for x in c.rows]
     s = a.settings["screen"]
@@ -121,7 +126,7 @@ def test_screen_directions_are_read_only_for_the_model():
             requests[-1][2][0] = 0.0
             return super().loss_directions_many(params, requests)
 
-    class Plain(Writes):                         # only loss_directions: one call per row
+    class Plain(Writes):  # only loss_directions: one call per row
         loss_directions_many = None
 
     for model in (WritesMany(3, 4, 2), Plain(3, 4, 2)):
@@ -131,8 +136,12 @@ def test_screen_directions_are_read_only_for_the_model():
     assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
 
 
-@given(rows=st.integers(1, 6), k=st.integers(1, 9), seed=st.integers(0, 2**16),
-       specials=st.lists(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e300]), max_size=4))
+@given(
+    rows=st.integers(1, 6),
+    k=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+    specials=st.lists(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e300]), max_size=4),
+)
 def test_compare_many_equals_compare_row_by_row(rows, k, seed, specials):
     """The screen's vectorised comparison gives each row exactly what compare() gives it (pass/fail, ratio,
     worst entry, tolerance, errors, resolution), with NaN, inf, zeros and failing rows among them."""
@@ -142,7 +151,7 @@ def test_compare_many_equals_compare_row_by_row(rows, k, seed, specials):
     noise = np.abs(rng.standard_normal((rows, k))) * 1e-14
     for j, v in enumerate(specials):
         (a if j % 2 else n)[rng.integers(rows), rng.integers(k)] = v
-    n[0] = 0.0 if rows > 1 else n[0]                     # a row whose numeric side is all zero
+    n[0] = 0.0 if rows > 1 else n[0]  # a row whose numeric side is all zero
     many = compare_many(a, n, noise, rtol=1e-6, atol=0.0)
     for i in range(rows):
         one = compare(a[i], n[i], noise[i], rtol=1e-6, atol=0.0)
@@ -157,9 +166,9 @@ def test_auto_screens_with_complex_step_where_the_model_allows_it():
     from user_models import Linear
 
     assert check(ReferenceLSTM(3, 4, 2), mode="screen").method == "complex"
-    assert check(ReferenceLSTM(3, 4, 2)).method == "central"                     # a float64 full check
+    assert check(ReferenceLSTM(3, 4, 2)).method == "central"  # a float64 full check
     assert check(ReferenceLSTM(3, 4, 2), mode="screen", method="central").method == "central"
-    assert check(Linear(), mode="screen").method == "central"                    # no "complex" capability
+    assert check(Linear(), mode="screen").method == "central"  # no "complex" capability
 
 
 def test_complex_screen_sees_a_single_entry_error_the_central_screen_cannot():

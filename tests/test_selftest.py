@@ -12,15 +12,24 @@ import numpy as np
 import pytest
 
 from gradcheck import check, cli
-from gradcheck.lstm import selftest
 from gradcheck.lstm import mutants as mut
+from gradcheck.lstm import selftest
 from gradcheck.lstm.reference import ReferenceLSTM
 from gradcheck.report import Report, Row
 
 ISSUE_BUGS = {  # the bugs the issue lists, by the catalog's name
-    "drop_ds_next", "drop_dh_next", "forget_uses_s_t", "tanh_prime_one_minus_g", "sigmoid_prime_on_preactivation",
-    "bias_last_step_only", "xc_columns_swapped", "gates_swapped", "forget_off_by_one",
-    "loss_grad_missing_factor_2", "tanh_variant_missing_tanh_prime", "initial_state_ignored",
+    "drop_ds_next",
+    "drop_dh_next",
+    "forget_uses_s_t",
+    "tanh_prime_one_minus_g",
+    "sigmoid_prime_on_preactivation",
+    "bias_last_step_only",
+    "xc_columns_swapped",
+    "gates_swapped",
+    "forget_off_by_one",
+    "loss_grad_missing_factor_2",
+    "tanh_variant_missing_tanh_prime",
+    "initial_state_ignored",
     "tiny_scale_one_block",
 }
 
@@ -89,10 +98,16 @@ def test_mutants_only_change_what_they_claim():
         dl = step_loss_grads(tr.h, model.ys, "full")
         good, bad = lstm_ref.backward(p, tr, dl), m.backward(p, tr, dl)
         exp = m.expected(5)
-        changed = {k for k in p if not np.allclose(good.param_grads[k], bad.param_grads[k], rtol=1e-12, atol=0)}
+        changed = {
+            k for k in p if not np.allclose(good.param_grads[k], bad.param_grads[k], rtol=1e-12, atol=0)
+        }
         assert changed == set(exp.params), m.name
-        rows = {(n, t) for n, a, b in (("h", good.dh, bad.dh), ("s", good.ds, bad.ds)) for t in range(5)
-                if not np.allclose(a[t], b[t], rtol=1e-12, atol=0)}
+        rows = {
+            (n, t)
+            for n, a, b in (("h", good.dh, bad.dh), ("s", good.ds, bad.ds))
+            for t in range(5)
+            if not np.allclose(a[t], b[t], rtol=1e-12, atol=0)
+        }
         assert rows == set(exp.states), m.name
 
 
@@ -115,8 +130,23 @@ def test_outcome_flags_extra_missing_and_misplaced_rows():
     ok, problems = mut.outcome(_fake_report({"wi", "bi", "wf"}), exp)
     assert not ok and problems == ["bf passed but must fail"]
     exp = mut.BY_NAME["drop_ds_next"].expected(5)
-    blamed = {"wg", "wi", "wf", "wo", "bg", "bi", "bf", "bo", "s[t=0]", "s[t=1]", "s[t=2]", "s[t=3]", "h[t=0]",
-              "h[t=1]", "h[t=2]"}
+    blamed = {
+        "wg",
+        "wi",
+        "wf",
+        "wo",
+        "bg",
+        "bi",
+        "bf",
+        "bo",
+        "s[t=0]",
+        "s[t=1]",
+        "s[t=2]",
+        "s[t=3]",
+        "h[t=0]",
+        "h[t=1]",
+        "h[t=2]",
+    }
     assert mut.outcome(_fake_report(blamed, {"name": "s", "t": 3}), exp)[0]
     ok, problems = mut.outcome(_fake_report(blamed, {"name": "s", "t": 2}), exp)
     assert not ok and "first divergence" in problems[0]
@@ -125,8 +155,9 @@ def test_outcome_flags_extra_missing_and_misplaced_rows():
 def test_selftest_fails_when_the_checker_is_blind(monkeypatch):
     real = selftest.check
     monkeypatch.setattr(selftest, "check", lambda model, **kw: real(model, **kw, rtol=1e-2))
-    result = selftest.run_selftest(selftest.SelftestConfig(), names=["tiny_scale_one_block", "forget_off_by_one"],
-                                   demo=False)
+    result = selftest.run_selftest(
+        selftest.SelftestConfig(), names=["tiny_scale_one_block", "forget_off_by_one"], demo=False
+    )
     assert not result.passed
     assert not next(c for c in result.cases if c.name == "tiny_scale_one_block").ok
 
@@ -134,7 +165,7 @@ def test_selftest_fails_when_the_checker_is_blind(monkeypatch):
 def test_selftest_fails_when_the_checker_fails_a_right_gradient(monkeypatch):
     real = selftest.check
 
-    def trigger_happy(model, **kw):          # blames wg on every model
+    def trigger_happy(model, **kw):  # blames wg on every model
         report = real(model, **kw)
         report.rows[0].passed = False
         return report
@@ -142,7 +173,7 @@ def test_selftest_fails_when_the_checker_fails_a_right_gradient(monkeypatch):
     monkeypatch.setattr(selftest, "check", trigger_happy)
     result = selftest.run_selftest(selftest.SelftestConfig(), names=["gates_swapped"], demo=False)
     assert not result.cases[0].ok and not result.passed
-    assert not result.cases[1].ok      # gates_swapped: the untouched blocks now fail too
+    assert not result.cases[1].ok  # gates_swapped: the untouched blocks now fail too
 
 
 def test_demo_wrong_fix_trains_lower_but_is_rejected():
@@ -153,14 +184,31 @@ def test_demo_wrong_fix_trains_lower_but_is_rejected():
 
 
 def test_cli_writes_both_reports_and_exits_0(tmp_path, capsys):
-    rc = cli.main(["selftest", "--mutant", "drop_ds_next", "--mutant", "gates_swapped", "--no-demo",
-                   "--report-dir", str(tmp_path)])
+    rc = cli.main(
+        [
+            "selftest",
+            "--mutant",
+            "drop_ds_next",
+            "--mutant",
+            "gates_swapped",
+            "--no-demo",
+            "--report-dir",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "2 of 2 mutants caught" in out
     data = json.loads((tmp_path / "selftest.json").read_text())
-    assert data["passed"] is True and data["config"] == {"x_dim": 3, "hidden": 4, "steps": 5, "seed": 0,
-                                                         "loss": "full", "dtype": "float64", "method": "central",
-                                                         "lenient": False}
+    assert data["passed"] is True and data["config"] == {
+        "x_dim": 3,
+        "hidden": 4,
+        "steps": 5,
+        "seed": 0,
+        "loss": "full",
+        "dtype": "float64",
+        "method": "central",
+        "lenient": False,
+    }
     assert [c["name"] for c in data["cases"]] == ["reference", "drop_ds_next", "gates_swapped"]
     assert data["cases"][1]["first_divergence"] == {"name": "s", "t": 3}
     md = (tmp_path / "selftest.md").read_text()
@@ -176,12 +224,15 @@ def test_cli_exit_1_when_a_mutant_slips_through(tmp_path, monkeypatch, capsys):
     assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["--steps", "2"], "--steps must be >= 3"),
-    (["--hidden", "0"], "expected an integer >= 1"),
-    (["--mutant", "nope"], "--mutant: unknown 'nope'; the catalog has drop_ds_next"),
-    (["--dtype", "float16"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--steps", "2"], "--steps must be >= 3"),
+        (["--hidden", "0"], "expected an integer >= 1"),
+        (["--mutant", "nope"], "--mutant: unknown 'nope'; the catalog has drop_ds_next"),
+        (["--dtype", "float16"], "invalid choice"),
+    ],
+)
 def test_cli_usage_errors_write_nothing(tmp_path, capsys, argv, msg):
     rc = cli.main(["selftest", *argv, "--report-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
@@ -201,8 +252,10 @@ def test_cli_modules_are_cheap_to_import():
     import subprocess
     import sys
 
-    code = ("import sys, gradcheck; heavy = ('numpy', 'hypothesis', 'tabulate'); "
-            "before = {m for m in heavy if m in sys.modules}; import gradcheck.cli.selftest, gradcheck.cli.fuzz; "
-            "print(sorted(m for m in heavy if m in sys.modules and m not in before))")
+    code = (
+        "import sys, gradcheck; heavy = ('numpy', 'hypothesis', 'tabulate'); "
+        "before = {m for m in heavy if m in sys.modules}; import gradcheck.cli.selftest, gradcheck.cli.fuzz; "
+        "print(sorted(m for m in heavy if m in sys.modules and m not in before))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

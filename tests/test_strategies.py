@@ -8,8 +8,8 @@ from hypothesis.errors import InvalidArgument
 
 from gradcheck import check
 from gradcheck.lstm.mutants import BY_NAME
-from gradcheck.protocol import inspect_model
 from gradcheck.lstm.reference import ReferenceLSTM
+from gradcheck.protocol import inspect_model
 from gradcheck.strategies import (
     LSTMConfig,
     LSTMProblem,
@@ -42,7 +42,7 @@ def test_problem_shapes_agree_and_blocks_are_independent(p):
     assert p.ys.shape == ((c.steps,) if c.loss == "seed" else (c.steps, c.hidden))
     assert p.h0.shape == p.s0.shape == (c.hidden,)
     weights = [p.params[k] for k in ("wg", "wi", "wf", "wo")]
-    for a in range(4):                      # no two blocks equal: a gate swap must be visible
+    for a in range(4):  # no two blocks equal: a gate swap must be visible
         for b in range(a + 1, 4):
             assert not np.array_equal(weights[a], weights[b])
     assert all(np.all(np.abs(v) <= 0.1) for v in p.params.values())
@@ -63,11 +63,26 @@ def test_default_problem_is_what_gradcheck_run_checks(p):
 
 def test_problems_shrink_to_the_smallest():
     p = find(lstm_problems(), lambda p: p.config.hidden >= 3 and p.config.steps >= 2)
-    assert (p.config.x_dim, p.config.hidden, p.config.steps, p.config.variant, p.seed) == (1, 3, 2, "simple", 0)
+    assert (p.config.x_dim, p.config.hidden, p.config.steps, p.config.variant, p.seed) == (
+        1,
+        3,
+        2,
+        "simple",
+        0,
+    )
 
 
-@given(lstm_problems(weight_scale=0.5, input_scale=2.0, saturation_limit=2.0, nonzero_init=False,
-                     dtype="float32", max_hidden=3, max_steps=3))
+@given(
+    lstm_problems(
+        weight_scale=0.5,
+        input_scale=2.0,
+        saturation_limit=2.0,
+        nonzero_init=False,
+        dtype="float32",
+        max_hidden=3,
+        max_steps=3,
+    )
+)
 def test_magnitudes_saturation_limit_zero_init_and_dtype(p):
     assert max_preactivation(p) <= 2.0
     assert p.h0 is None and p.s0 is None
@@ -78,7 +93,7 @@ def test_magnitudes_saturation_limit_zero_init_and_dtype(p):
 def test_saturation_limit_rejects_saturated_problems():
     cfg = LSTMConfig(5, 6, 5)
     big = make_problem(cfg, seed=3, weight_scale=3.0, input_scale=3.0)
-    assert max_preactivation(big) > 3.0      # such a problem is what the default limit filters out
+    assert max_preactivation(big) > 3.0  # such a problem is what the default limit filters out
 
 
 @given(reference_models(max_hidden=3, max_steps=3))
@@ -92,19 +107,33 @@ def test_reference_models_follow_the_protocol(model):
     assert set(pg) == set(spec.params)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(min_hidden=0), dict(min_steps=4, max_steps=2), dict(max_x_dim=2.5), dict(variants=["lstm"]),
-    dict(losses=[]), dict(min_x_dim=True),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(min_hidden=0),
+        dict(min_steps=4, max_steps=2),
+        dict(max_x_dim=2.5),
+        dict(variants=["lstm"]),
+        dict(losses=[]),
+        dict(min_x_dim=True),
+    ],
+)
 def test_bad_config_bounds_are_rejected(kwargs):
     with pytest.raises(InvalidArgument):
         lstm_configs(**kwargs).example()
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(weight_scale=0), dict(input_scale=float("nan")), dict(target_scale=-1), dict(dtype="int32"),
-    dict(saturation_limit=0), dict(configs=lstm_configs(), max_hidden=3),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(weight_scale=0),
+        dict(input_scale=float("nan")),
+        dict(target_scale=-1),
+        dict(dtype="int32"),
+        dict(saturation_limit=0),
+        dict(configs=lstm_configs(), max_hidden=3),
+    ],
+)
 def test_bad_problem_options_are_rejected(kwargs):
     with pytest.raises(InvalidArgument):
         lstm_problems(**kwargs).example()

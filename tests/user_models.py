@@ -64,12 +64,14 @@ class UserLSTM:
             ds = o * (1 - np.tanh(s) ** 2) * dh
             if self.bug != "drop_ds_carry":
                 ds = ds + ds_next
-            dz = np.stack([
-                i * ds * (1 - g**2),
-                g * ds * i * (1 - i),
-                s_prev * ds * f * (1 - f),
-                np.tanh(s) * dh * o * (1 - o),
-            ])
+            dz = np.stack(
+                [
+                    i * ds * (1 - g**2),
+                    g * ds * i * (1 - i),
+                    s_prev * ds * f * (1 - f),
+                    np.tanh(s) * dh * o * (1 - o),
+                ]
+            )
             grads["Wx"] += np.einsum("gh,x->ghx", dz, self.xs[t])
             grads["Wh"] += np.einsum("gh,k->ghk", dz, h_prev)
             grads["b"] += dz
@@ -113,7 +115,7 @@ class Linear:
         r = self.A @ params["w"] - self.y
         gw = 2 * self.A.T @ r + params["c"] @ params["c"]
         gc = 2 * params["c"] * params["w"].sum()
-        if self.bug == "transpose":       # the classic: forgetting the factor 2 on one block
+        if self.bug == "transpose":  # the classic: forgetting the factor 2 on one block
             gc = gc / 2
         return {"w": gw, "c": gc}, {}
 

@@ -23,15 +23,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gradcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run.add_parser(sub)
-    demo = sub.add_parser("demo", help="train the reference on the write-up's example",
-                          description="Train the reference LSTM exactly as the write-up's demo does (100 cells, "
-                                      "x_dim 50, 4 inputs, SGD with learning rate 0.1) and print its trace.")
-    demo.add_argument("--iterations", type=positive_int, default=100, help="training iterations (default 100)")
-    demo.add_argument("--init", choices=["writeup", "independent", "rng"], default="writeup",
-                      help="writeup: the original's re-seeded blocks (default); independent: one seed, blocks "
-                           "drawn one after another; rng: lstm_ref.init_params")
-    demo.add_argument("--variant", choices=["simple", "tanh"], default="simple",
-                      help="h = s*o (simple, the write-up's, default) or h = tanh(s)*o")
+    demo = sub.add_parser(
+        "demo",
+        help="train the reference on the write-up's example",
+        description="Train the reference LSTM exactly as the write-up's demo does (100 cells, "
+        "x_dim 50, 4 inputs, SGD with learning rate 0.1) and print its trace.",
+    )
+    demo.add_argument(
+        "--iterations", type=positive_int, default=100, help="training iterations (default 100)"
+    )
+    demo.add_argument(
+        "--init",
+        choices=["writeup", "independent", "rng"],
+        default="writeup",
+        help="writeup: the original's re-seeded blocks (default); independent: one seed, blocks "
+        "drawn one after another; rng: lstm_ref.init_params",
+    )
+    demo.add_argument(
+        "--variant",
+        choices=["simple", "tanh"],
+        default="simple",
+        help="h = s*o (simple, the write-up's, default) or h = tanh(s)*o",
+    )
     selftest.add_parser(sub)
     fuzz.add_parser(sub)
     return parser

@@ -98,8 +98,10 @@ def load(parser: argparse.ArgumentParser, *, cwd: str | os.PathLike, environ) ->
         action = by_env.get(name)
         if action is None:
             hint = difflib.get_close_matches(name, list(by_env), n=1)
-            cfg.warnings.append(f"gradcheck: warning: ignoring {name} (not a run option"
-                                + (f"; did you mean {hint[0]}?)" if hint else ")"))
+            cfg.warnings.append(
+                f"gradcheck: warning: ignoring {name} (not a run option"
+                + (f"; did you mean {hint[0]}?)" if hint else ")")
+            )
             continue
         if text == "":
             continue
@@ -132,8 +134,14 @@ def _suggest(key: str, opts: dict) -> str:
 
 
 def _tname(v) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
-            dict: "a table"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(v), type(v).__name__)
 
 
 def kind(action: argparse.Action) -> str:

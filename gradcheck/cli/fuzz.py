@@ -37,9 +37,15 @@ from .argtypes import positive_int, seed_int
 from .loading import CONFIG_KEYS, accepted_keys, build_model, flag, load_factory
 
 
-
-def reference_factory(*, x_dim: int = 3, hidden: int = 4, steps: int = 5, seed: int = 0, variant: str = "simple",
-                      loss: str = "full"):
+def reference_factory(
+    *,
+    x_dim: int = 3,
+    hidden: int = 4,
+    steps: int = 5,
+    seed: int = 0,
+    variant: str = "simple",
+    loss: str = "full",
+):
     """The reference LSTM as a configurable factory (what ``gradcheck run`` without ``--model`` checks)."""
     from ..lstm.reference import ReferenceLSTM
 
@@ -84,15 +90,31 @@ class _Found(Exception):
 def _strategy(keys, *, max_x_dim, max_hidden, max_steps, max_seed, variants, losses):
     from hypothesis import strategies as st
 
-    pieces = {"x_dim": st.integers(1, max_x_dim), "hidden": st.integers(1, max_hidden),
-              "steps": st.integers(1, max_steps), "variant": st.sampled_from(variants),
-              "loss": st.sampled_from(losses), "seed": st.integers(0, max_seed)}
+    pieces = {
+        "x_dim": st.integers(1, max_x_dim),
+        "hidden": st.integers(1, max_hidden),
+        "steps": st.integers(1, max_steps),
+        "variant": st.sampled_from(variants),
+        "loss": st.sampled_from(losses),
+        "seed": st.integers(0, max_seed),
+    }
     return st.fixed_dictionaries({k: pieces[k] for k in CONFIG_KEYS if k in keys})
 
 
-def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, max_x_dim: int = 5,
-         max_hidden: int = 6, max_steps: int = 5, max_seed: int = 2**16, variants=None, losses=None,
-         method: str = "central", spec: str | None = None) -> FuzzResult:
+def fuzz(
+    factory: Callable | None = None,
+    *,
+    budget: int = 100,
+    seed: int = 0,
+    max_x_dim: int = 5,
+    max_hidden: int = 6,
+    max_steps: int = 5,
+    max_seed: int = 2**16,
+    variants=None,
+    losses=None,
+    method: str = "central",
+    spec: str | None = None,
+) -> FuzzResult:
     """Search configurations of ``factory`` (default: the reference) for a failing check; shrink it.
 
     ``variants``, ``losses``: the values to draw (default: all of the reference's, the full loss first, since
@@ -101,27 +123,23 @@ def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, m
     Raises :class:`UsageError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
     :class:`gradcheck.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
     """
-    from hypothesis import HealthCheck, Phase, given, reporting, settings
-    from hypothesis import seed as hseed
-
     from lstm_ref.model import LOSSES, VARIANTS
 
     from ..checker import check
 
-    variants = VARIANTS if variants is None else variants
-    losses = tuple(reversed(LOSSES)) if losses is None else losses
-    for name, v in (("budget", budget), ("max_x_dim", max_x_dim), ("max_hidden", max_hidden),
-                    ("max_steps", max_steps)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise UsageError(f"{name}: expected an integer >= 1, got {v!r}")
-    if not isinstance(max_seed, int) or max_seed < 0:
-        raise UsageError(f"max_seed: expected an integer >= 0, got {max_seed!r}")
+    variants = tuple(VARIANTS if variants is None else variants)
+    losses = tuple(reversed(LOSSES) if losses is None else losses)
+    _check_bounds(
+        budget=budget, max_x_dim=max_x_dim, max_hidden=max_hidden, max_steps=max_steps, max_seed=max_seed
+    )
     factory = reference_factory if factory is None else factory
     name = spec or getattr(factory, "__name__", "factory")
     keys = accepted_keys(factory)
     if not keys:
-        raise UsageError(f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
-                          "there is nothing to fuzz (see gradcheck fuzz --help for the factory convention)")
+        raise UsageError(
+            f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
+            "there is nothing to fuzz (see gradcheck fuzz --help for the factory convention)"
+        )
     counter = {"n": 0}
 
     def probe(config: dict) -> None:
@@ -133,37 +151,65 @@ def fuzz(factory: Callable | None = None, *, budget: int = 100, seed: int = 0, m
         if not report.passed:
             raise _Found(config, "fail", report.verdict(), [r.label for r in report.failing])
 
-    # A model that does not follow the protocol is a usage error, not a finding: find out on the smallest one.
-    smallest = {k: {"x_dim": 1, "hidden": 1, "steps": 1, "seed": 0, "variant": variants[0],
-                    "loss": losses[0]}[k] for k in keys}
+    # A model that does not follow the protocol is a usage error, not a finding: find out on the smallest one
+    # (the first configuration of the budget).
+    smallest = {"x_dim": 1, "hidden": 1, "steps": 1, "seed": 0, "variant": variants[0], "loss": losses[0]}
     try:
-        probe(smallest)
+        probe({k: smallest[k] for k in keys})
         found = None
     except _Found as f:
         found = f
-
+    if found is None and budget > 1:
+        strategy = _strategy(
+            keys,
+            max_x_dim=max_x_dim,
+            max_hidden=max_hidden,
+            max_steps=max_steps,
+            max_seed=max_seed,
+            variants=variants,
+            losses=losses,
+        )
+        found = _search(strategy, probe, examples=budget - 1, seed=seed)
+    n = counter["n"]
     if found is None:
-        strategy = _strategy(keys, max_x_dim=max_x_dim, max_hidden=max_hidden, max_steps=max_steps,
-                             max_seed=max_seed, variants=tuple(variants), losses=tuple(losses))
+        return FuzzResult(None, None, f"no failing configuration in {n} checked", n, None, [], budget, seed)
+    command = run_command(found.config, spec=spec, method=method)
+    return FuzzResult(found.config, found.kind, found.message, n, command, found.rows, budget, seed)
 
-        @hseed(seed)
-        @settings(max_examples=budget, database=None, deadline=None, phases=(Phase.generate, Phase.shrink),
-                  suppress_health_check=list(HealthCheck), report_multiple_bugs=False, derandomize=False,
-                  print_blob=False)
-        @given(strategy)
-        def search(config):
-            probe(config)
 
-        try:
-            with reporting.with_reporter(lambda _msg: None):
-                search()
-        except _Found as f:
-            found = _polish(f, probe)
-    if found is None:
-        return FuzzResult(None, None, f"no failing configuration in {counter['n']} checked", counter["n"], None,
-                          [], budget, seed)
-    return FuzzResult(found.config, found.kind, found.message, counter["n"],
-                      run_command(found.config, spec=spec, method=method), found.rows, budget, seed)
+def _check_bounds(**bounds) -> None:
+    for name, v in bounds.items():
+        lowest = 0 if name == "max_seed" else 1
+        if not isinstance(v, int) or isinstance(v, bool) or v < lowest:
+            raise UsageError(f"{name}: expected an integer >= {lowest}, got {v!r}")
+
+
+def _search(strategy, probe, *, examples: int, seed: int) -> _Found | None:
+    """Hypothesis's search (generate, then shrink the first failure), then a final polish."""
+    from hypothesis import HealthCheck, Phase, given, reporting, settings
+    from hypothesis import seed as hseed
+
+    @hseed(seed)
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        derandomize=False,
+        print_blob=False,
+    )
+    @given(strategy)
+    def search(config):
+        probe(config)
+
+    try:
+        with reporting.with_reporter(lambda _msg: None):
+            search()
+    except _Found as f:
+        return _polish(f, probe)
+    return None
 
 
 def _polish(found: _Found, probe) -> _Found:
@@ -192,14 +238,21 @@ def add_parser(subparsers) -> None:
     import argparse
 
     p = subparsers.add_parser(
-        "fuzz", help="search configurations for a failing check and shrink it to the smallest",
+        "fuzz",
+        help="search configurations for a failing check and shrink it to the smallest",
         description=_plain(__doc__.split("\n\n", 1)[1].rsplit("\n\nExit codes", 1)[0]),
         epilog="exit codes:\n" + _plain(__doc__.rsplit("Exit codes: ", 1)[1]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", metavar="MODULE:FACTORY",
-                   help="a configurable factory (default: the reference LSTM)")
-    p.add_argument("--budget", type=positive_int, default=100,
-                   help="configurations to check before shrinking (default 100)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", metavar="MODULE:FACTORY", help="a configurable factory (default: the reference LSTM)"
+    )
+    p.add_argument(
+        "--budget",
+        type=positive_int,
+        default=100,
+        help="configurations to check before shrinking (default 100)",
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the search (default 0)")
     p.add_argument("--max-x-dim", type=positive_int, default=5, help="largest x_dim (default 5)")
     p.add_argument("--max-hidden", type=positive_int, default=6, help="largest hidden (default 6)")
@@ -211,20 +264,32 @@ def add_parser(subparsers) -> None:
 def cmd(args) -> int:
     try:
         factory = load_factory(args.model) if args.model else None
-        result = fuzz(factory, budget=args.budget, seed=args.seed, max_x_dim=args.max_x_dim,
-                      max_hidden=args.max_hidden, max_steps=args.max_steps, max_seed=args.max_seed,
-                      method=args.method, spec=args.model)
+        result = fuzz(
+            factory,
+            budget=args.budget,
+            seed=args.seed,
+            max_x_dim=args.max_x_dim,
+            max_hidden=args.max_hidden,
+            max_steps=args.max_steps,
+            max_seed=args.max_seed,
+            method=args.method,
+            spec=args.model,
+        )
     except UsageError as exc:
         raise UsageError(f"gradcheck fuzz: {exc}") from None
     what = args.model or "the reference LSTM"
     if result.config is None:
-        print(f"gradcheck fuzz: {what}: no failing configuration in {result.examples} checked "
-              f"(budget {args.budget}, search seed {args.seed}; rerun with --seed {args.seed})")
+        print(
+            f"gradcheck fuzz: {what}: no failing configuration in {result.examples} checked "
+            f"(budget {args.budget}, search seed {args.seed}; rerun with --seed {args.seed})"
+        )
         return EXIT_OK
     cfg = ", ".join(f"{k}={v!r}" for k, v in result.config.items())
     head = "the check fails" if result.kind == "fail" else "the model raises"
-    print(f"gradcheck fuzz: {what}: {head}; smallest configuration found: {cfg} "
-          f"({result.examples} configurations checked, search seed {args.seed})")
+    print(
+        f"gradcheck fuzz: {what}: {head}; smallest configuration found: {cfg} "
+        f"({result.examples} configurations checked, search seed {args.seed})"
+    )
     print(f"  {result.message}")
     if result.failing_rows:
         print(f"  failing rows: {', '.join(result.failing_rows)}")

@@ -33,7 +33,11 @@ def accepted_keys(factory: Callable) -> tuple[str, ...]:
     ps = sig.parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
         return CONFIG_KEYS
-    names = {p.name for p in ps if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    names = {
+        p.name
+        for p in ps
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
     return tuple(k for k in CONFIG_KEYS if k in names)
 
 
@@ -63,7 +67,8 @@ def build_model(factory: Callable, config: dict, *, name: str = "factory"):
     if refused:
         raise UsageError(
             f"{name} does not accept {', '.join(refused)} (it accepts {', '.join(accepted) or 'none of'} "
-            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments")
+            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments"
+        )
     try:
         return factory(**config)
     except Exception as exc:

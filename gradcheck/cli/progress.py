@@ -28,8 +28,9 @@ class Progress:
             self.last = now
             elapsed = now - self.start
             rate = self.count / elapsed if elapsed > 0 else 0.0
-            self.stream.write(f"\r\033[Kgradcheck: {self.count:,} loss evaluations, {elapsed:.1f} s "
-                              f"({rate:,.0f}/s)")
+            self.stream.write(
+                f"\r\033[Kgradcheck: {self.count:,} loss evaluations, {elapsed:.1f} s ({rate:,.0f}/s)"
+            )
             self.stream.flush()
             self.shown = True
 

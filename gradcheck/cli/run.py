@@ -33,20 +33,35 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ref.add_argument("--x-dim", type=positive_int, default=50, help="input size (default 50, the write-up's)")
     ref.add_argument("--hidden", type=positive_int, default=100, help="memory cells (default 100)")
     ref.add_argument("--steps", type=positive_int, default=4, help="time steps T (default 4)")
-    ref.add_argument("--variant", choices=["simple", "tanh"], default="simple",
-                     help="h = s*o (simple, the write-up's) or h = tanh(s)*o")
-    ref.add_argument("--loss", choices=["seed", "full"], default="full",
-                     help="full: sum_t ||h(t) - y(t)||^2 (default); seed: the write-up's (h(t)[0] - y(t))^2")
+    ref.add_argument(
+        "--variant",
+        choices=["simple", "tanh"],
+        default="simple",
+        help="h = s*o (simple, the write-up's) or h = tanh(s)*o",
+    )
+    ref.add_argument(
+        "--loss",
+        choices=["seed", "full"],
+        default="full",
+        help="full: sum_t ||h(t) - y(t)||^2 (default); seed: the write-up's (h(t)[0] - y(t))^2",
+    )
     ref.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
-    p.add_argument("--model", metavar="MODULE:FACTORY",
-                   help="check FACTORY() from MODULE (the current directory is on the path) instead; size flags "
-                        "given with it (--x-dim --hidden --steps --variant --loss, and --seed if accepted) are "
-                        "passed to FACTORY as keyword arguments")
+    p.add_argument(
+        "--model",
+        metavar="MODULE:FACTORY",
+        help="check FACTORY() from MODULE (the current directory is on the path) instead; size flags "
+        "given with it (--x-dim --hidden --steps --variant --loss, and --seed if accepted) are "
+        "passed to FACTORY as keyword arguments",
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="seed of every random draw (default 0)")
     chk = p.add_argument_group("check")
-    chk.add_argument("--method", choices=[AUTO, *METHODS], default=AUTO,
-                     help="auto (default: central; complex step for models declaring 'complex' that are float32 "
-                          "or screened with --mode screen), central, richardson, complex")
+    chk.add_argument(
+        "--method",
+        choices=[AUTO, *METHODS],
+        default=AUTO,
+        help="auto (default: central; complex step for models declaring 'complex' that are float32 "
+        "or screened with --mode screen), central, richardson, complex",
+    )
     chk.add_argument("--eps", type=positive_float, help="base step (default: per method and dtype)")
     chk.add_argument("--rtol", type=positive_float, help="relative tolerance (default: per method and dtype)")
     chk.add_argument("--atol", type=nonneg_float, help="absolute tolerance floor (default 0)")
@@ -56,24 +71,38 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def add_report_arguments(p: argparse.ArgumentParser) -> None:
     """The output, report-file and CI flags of ``run`` (``--json PATH`` is in :func:`add_run_arguments`)."""
     out = p.add_argument_group("output and reports")
-    out.add_argument("--format", choices=["table", "markdown", "json"], default="table",
-                     help="what goes to stdout (default table); with json, the human text goes to stderr")
-    out.add_argument("--report-dir", metavar="DIR", default="reports",
-                     help="directory of gradcheck.json, gradcheck.xml, gradcheck.md (default: reports)")
-    out.add_argument("--no-reports", action="store_true",
-                     help="do not write the report files of --report-dir (explicit --json/--junit/--markdown "
-                          "paths are still written)")
+    out.add_argument(
+        "--format",
+        choices=["table", "markdown", "json"],
+        default="table",
+        help="what goes to stdout (default table); with json, the human text goes to stderr",
+    )
+    out.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        default="reports",
+        help="directory of gradcheck.json, gradcheck.xml, gradcheck.md (default: reports)",
+    )
+    out.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="do not write the report files of --report-dir (explicit --json/--junit/--markdown "
+        "paths are still written)",
+    )
     out.add_argument("--junit", metavar="PATH", help="write the JUnit XML report to PATH")
     out.add_argument("--markdown", metavar="PATH", help="write the Markdown report to PATH")
-    out.add_argument("-q", "--quiet", action="store_true",
-                     help="no progress line and no notes on stderr")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress line and no notes on stderr")
 
 
 def add_parser(subparsers) -> None:
     run = subparsers.add_parser(
-        "run", help="check a model's gradients (default: the reference LSTM)",
+        "run",
+        help="check a model's gradients (default: the reference LSTM)",
         description="Check every parameter entry and every dL(t)/dh(t), dL(t)/ds(t) against numerical "
-                    "derivatives.", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "derivatives.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_run_arguments(run)
     add_report_arguments(run)
     add_speed_arguments(run)
@@ -98,8 +127,15 @@ def make_model(args):
         return load_model(args.model, {k: getattr(args, k) for k in CONFIG_KEYS if k in given})
     from ..lstm.reference import ReferenceLSTM
 
-    return ReferenceLSTM(args.x_dim, args.hidden, args.steps, variant=args.variant, loss=args.loss,
-                         seed=args.seed, dtype=args.dtype)
+    return ReferenceLSTM(
+        args.x_dim,
+        args.hidden,
+        args.steps,
+        variant=args.variant,
+        loss=args.loss,
+        seed=args.seed,
+        dtype=args.dtype,
+    )
 
 
 def cmd(args) -> int:
@@ -111,13 +147,26 @@ def cmd(args) -> int:
     from ..output.markdown import markdown
     from .progress import Progress, progress_enabled
 
-    paths = files.report_paths(report_dir=args.report_dir, no_reports=args.no_reports, json=args.json,
-                               junit=args.junit, markdown=args.markdown)
+    paths = files.report_paths(
+        report_dir=args.report_dir,
+        no_reports=args.no_reports,
+        json=args.json,
+        junit=args.junit,
+        markdown=args.markdown,
+    )
     model = make_model(args)
     progress = Progress(sys.stderr) if progress_enabled(sys.stderr, quiet=args.quiet) else None
     try:
-        report = check(model, method=args.method, eps=args.eps, rtol=args.rtol, atol=args.atol, seed=args.seed,
-                       progress=progress, **speed_options(args))
+        report = check(
+            model,
+            method=args.method,
+            eps=args.eps,
+            rtol=args.rtol,
+            atol=args.atol,
+            seed=args.seed,
+            progress=progress,
+            **speed_options(args),
+        )
     finally:
         if progress is not None:
             progress.close()
@@ -129,16 +178,33 @@ def cmd(args) -> int:
     except OSError as exc:
         raise UsageError(f"gradcheck run: cannot write the reports: {exc}") from None
     _print(args, report, texts)
-    github.github(report, environ=os.environ,
-                  annotation_stream=sys.stdout if args.format == "table" else sys.stderr,
-                  warn=lambda m: print(m, file=sys.stderr), report_hint=paths.get("markdown") or paths.get("json"))
+    github.github(
+        report,
+        environ=os.environ,
+        annotation_stream=sys.stdout if args.format == "table" else sys.stderr,
+        warn=lambda m: print(m, file=sys.stderr),
+        report_hint=paths.get("markdown") or paths.get("json"),
+    )
     if paths and not args.quiet:
         print(f"gradcheck: reports written: {', '.join(paths.values())}", file=sys.stderr)
     return EXIT_OK if report.passed else EXIT_FAIL
 
 
-RERUN_KEYS = ("x_dim", "hidden", "steps", "variant", "loss", "dtype", "method", "eps", "rtol", "atol", "mode",
-              "directions", "sample")  # the settings that change the numbers (not the output, not the speed)
+RERUN_KEYS = (
+    "x_dim",
+    "hidden",
+    "steps",
+    "variant",
+    "loss",
+    "dtype",
+    "method",
+    "eps",
+    "rtol",
+    "atol",
+    "mode",
+    "directions",
+    "sample",
+)  # the settings that change the numbers (not the output, not the speed)
 
 
 def rerun_command(args) -> str:
@@ -156,8 +222,12 @@ def rerun_command(args) -> str:
         value = getattr(args, key, None)
         if value is not None and value != defaults.get(key):
             parts += [flag(key), str(value)]
-    seeded = not args.model or "seed" in getattr(args, "model_config_given", set()) or \
-        args.mode != "full" or args.sample is not None
+    seeded = (
+        not args.model
+        or "seed" in getattr(args, "model_config_given", set())
+        or args.mode != "full"
+        or args.sample is not None
+    )
     if seeded:
         parts += ["--seed", str(args.seed)]
     return shlex.join(parts)

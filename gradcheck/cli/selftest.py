@@ -26,26 +26,43 @@ wrong "fix" (dropping dL(t+1)/ds(t)): its loss falls lower while the checker rej
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "selftest", help="check the checker: the reference passes, every catalogued BPTT bug is caught",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "selftest",
+        help="check the checker: the reference passes, every catalogued BPTT bug is caught",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit codes: 0 reference passes and every mutant caught with the expected rows; 1 otherwise; "
-               "2 usage error")
+        "2 usage error",
+    )
     p.add_argument("--x-dim", type=positive_int, default=3, help="input size (default 3)")
     p.add_argument("--hidden", type=positive_int, default=4, help="memory cells (default 4)")
     p.add_argument("--steps", type=positive_int, default=5, help=f"time steps T >= {MIN_STEPS} (default 5)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the problem (default 0)")
     p.add_argument("--dtype", choices=list(DEFAULT_METHOD), default="float64", help="default float64")
-    p.add_argument("--method", choices=list(METHODS),
-                   help="default: central in float64 (like gradcheck run), complex in float32")
-    p.add_argument("--mutant", action="append", metavar="NAME",
-                   help="run only this mutant (repeatable; default: the whole catalog; names: see the report)")
-    p.add_argument("--lenient", action="store_true",
-                   help="require only the rows each bug writes directly, also in float64 (for configurations "
-                        "other than the default, e.g. hidden 1, where an error carried back in time can shrink "
-                        "below the float64 tolerance)")
+    p.add_argument(
+        "--method",
+        choices=list(METHODS),
+        help="default: central in float64 (like gradcheck run), complex in float32",
+    )
+    p.add_argument(
+        "--mutant",
+        action="append",
+        metavar="NAME",
+        help="run only this mutant (repeatable; default: the whole catalog; names: see the report)",
+    )
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="require only the rows each bug writes directly, also in float64 (for configurations "
+        "other than the default, e.g. hidden 1, where an error carried back in time can shrink "
+        "below the float64 tolerance)",
+    )
     p.add_argument("--no-demo", action="store_true", help="skip training the demo with the wrong 'fix'")
-    p.add_argument("--report-dir", default="reports", metavar="DIR",
-                   help="write selftest.json and selftest.md here (default reports/)")
+    p.add_argument(
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="write selftest.json and selftest.md here (default reports/)",
+    )
     p.add_argument("--no-reports", action="store_true", help="write no report files")
 
 
@@ -53,21 +70,28 @@ def cmd(args) -> int:
     from ..lstm.mutants import BY_NAME
 
     if args.steps < MIN_STEPS:
-        raise UsageError(f"gradcheck selftest: --steps must be >= {MIN_STEPS} (the expected rows need two "
-                         f"steps behind each first divergence), got {args.steps}")
+        raise UsageError(
+            f"gradcheck selftest: --steps must be >= {MIN_STEPS} (the expected rows need two "
+            f"steps behind each first divergence), got {args.steps}"
+        )
     if not args.no_reports and (not args.report_dir or _is_file(args.report_dir)):
         raise UsageError(f"gradcheck selftest: --report-dir {args.report_dir!r} is not a directory path")
     unknown = [n for n in args.mutant or [] if n not in BY_NAME]
     if unknown:
-        raise UsageError(f"gradcheck selftest: --mutant: unknown {', '.join(map(repr, unknown))}; the catalog has "
-                         f"{', '.join(BY_NAME)}")
-    config = SelftestConfig(args.x_dim, args.hidden, args.steps, args.seed, "full", args.dtype, args.method,
-                            args.lenient)
+        raise UsageError(
+            f"gradcheck selftest: --mutant: unknown {', '.join(map(repr, unknown))}; the catalog has "
+            f"{', '.join(BY_NAME)}"
+        )
+    config = SelftestConfig(
+        args.x_dim, args.hidden, args.steps, args.seed, "full", args.dtype, args.method, args.lenient
+    )
     result = run_selftest(config, names=args.mutant, demo=not args.no_demo)
     print(text(result))
     if not args.no_reports:
-        write_atomic(os.path.join(args.report_dir, "selftest.json"),
-                     json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n")
+        write_atomic(
+            os.path.join(args.report_dir, "selftest.json"),
+            json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n",
+        )
         write_atomic(os.path.join(args.report_dir, "selftest.md"), markdown(result))
     return EXIT_OK if result.passed else EXIT_FAIL
 

@@ -23,10 +23,10 @@ from ..protocol import call_model, dense_directions
 from .blas_threads import single_threaded_blas
 from .executors import ordered_results
 
-BATCH_MEMORY = 32 * 2**20          # bytes of scratch per chunk the automatic K aims at
+BATCH_MEMORY = 32 * 2**20  # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
 _CORES = os.cpu_count() or 1
-TASKS_PER_CALL = 8                  # chunks are grouped into about this many tasks per call on an executor
+TASKS_PER_CALL = 8  # chunks are grouped into about this many tasks per call on an executor
 
 
 def auto_batch(state_shapes: dict[str, tuple[int, ...]], itemsize: int = 8) -> int:
@@ -37,7 +37,7 @@ def auto_batch(state_shapes: dict[str, tuple[int, ...]], itemsize: int = 8) -> i
     per_step = sum(int(np.prod(s[1:], dtype=int)) for s in state_shapes.values())
     if per_step == 0:
         return 256
-    per_copy = 16 * per_step * itemsize          # Z (4H) + h, s, scratch, for a 2-state cell: ~8 per-step states
+    per_copy = 16 * per_step * itemsize  # Z (4H) + h, s, scratch, for a 2-state cell: ~8 per-step states
     return int(np.clip(BATCH_MEMORY // per_copy, BATCH_MIN, BATCH_MAX))
 
 
@@ -59,9 +59,19 @@ class ChunkedEvaluator:
     library can be held to one thread, see :mod:`gradcheck.blas_threads`; else 1).
     """
 
-    def __init__(self, model, params: dict[str, np.ndarray], state_shapes: dict[str, tuple[int, ...]], *,
-                 complex_: bool = False, batched: bool = True, batch: int | None = None, executor=None,
-                 progress=None, threads: int | None = None):
+    def __init__(
+        self,
+        model,
+        params: dict[str, np.ndarray],
+        state_shapes: dict[str, tuple[int, ...]],
+        *,
+        complex_: bool = False,
+        batched: bool = True,
+        batch: int | None = None,
+        executor=None,
+        progress=None,
+        threads: int | None = None,
+    ):
         self.model = model
         self.params = {k: _frozen(v) for k, v in params.items()}
         self.state_shapes = {k: tuple(s) for k, s in state_shapes.items()}
@@ -77,19 +87,28 @@ class ChunkedEvaluator:
         self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):
             _check_picklable(model, cloud_ok=not isinstance(executor, cf.ProcessPoolExecutor))
-        self.calls = 0                               # model calls made (loss_batch / loss_directions_many / loss)
-        if batched and callable(getattr(model, "loss_directions", None)) and \
-                not callable(getattr(model, "loss_directions_many", None)):
-            warnings.warn(f"{type(model).__name__}.loss_directions is deprecated and will not be read in a later "
-                          "version: implement loss_directions_many(params, requests) (one call for all requests; "
-                          "see gradcheck.protocol)", DeprecationWarning, stacklevel=4)
+        self.calls = 0  # model calls made (loss_batch / loss_directions_many / loss)
+        if (
+            batched
+            and callable(getattr(model, "loss_directions", None))
+            and not callable(getattr(model, "loss_directions_many", None))
+        ):
+            warnings.warn(
+                f"{type(model).__name__}.loss_directions is deprecated and will not be read in a later "
+                "version: implement loss_directions_many(params, requests) (one call for all requests; "
+                "see gradcheck.protocol)",
+                DeprecationWarning,
+                stacklevel=4,
+            )
 
     # ---- the evaluator interface
     def losses(self, kind: str, name: str, flat_idx: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """L with entry ``flat_idx[k]`` of parameter (or tap) ``name`` moved by ``deltas[k]``, for each k."""
         return self._run(kind, name, flat_idx, deltas)
 
-    def direction_losses(self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    def direction_losses(
+        self, kind: str, name: str, directions: np.ndarray, deltas: np.ndarray
+    ) -> np.ndarray:
         """L with the block (or the whole tap) moved by ``deltas[k] * directions[k]``, for each k (one chunk)."""
         directions = np.asarray(directions)
         deltas = np.asarray(deltas)
@@ -107,7 +126,9 @@ class ChunkedEvaluator:
         """Several direction requests ``(kind, name, directions, deltas)`` with ``deltas`` ``(S, n)`` (S steps
         along each of the n directions): ONE model call when the model has ``loss_directions_many``, else one
         :meth:`direction_losses` per request. Returns one ``(S, n)`` array per request."""
-        requests = [(k, nm, V if isinstance(V, tuple) else np.asarray(V), np.asarray(d)) for k, nm, V, d in requests]
+        requests = [
+            (k, nm, V if isinstance(V, tuple) else np.asarray(V), np.asarray(d)) for k, nm, V, d in requests
+        ]
         use = self.batched and callable(getattr(self.model, "loss_directions_many", None))
         if not use:
             return [request_by_calls(self.direction_losses, *r) for r in requests]
@@ -117,21 +138,29 @@ class ChunkedEvaluator:
         out = _unwrap(out)
         stage = "loss_directions_many(params, requests)"
         if not isinstance(out, list | tuple) or len(out) != len(requests):
-            raise ProtocolError(f"{stage} must return a list of {len(requests)} arrays (one per request), got "
-                                f"{type(out).__name__}{'' if not hasattr(out, '__len__') else f' of {len(out)}'}")
+            raise ProtocolError(
+                f"{stage} must return a list of {len(requests)} arrays (one per request), got "
+                f"{type(out).__name__}{'' if not hasattr(out, '__len__') else f' of {len(out)}'}"
+            )
         self.calls += 1
         n = sum(d.size for _, _, _, d in requests)
         if self.progress is not None:
             self.progress(n)
-        return [_checked(np.asarray(o).reshape(-1) if np.size(o) == d.size else o, d.size, self.complex,
-                         f"{stage} (request {kind} {name!r})").reshape(d.shape)
-                for o, (kind, name, _, d) in zip(out, requests)]
+        return [
+            _checked(
+                np.asarray(o).reshape(-1) if np.size(o) == d.size else o,
+                d.size,
+                self.complex,
+                f"{stage} (request {kind} {name!r})",
+            ).reshape(d.shape)
+            for o, (kind, name, _, d) in zip(out, requests)
+        ]
 
     def _executor(self, n_tasks: int):
         """The caller's executor, else our thread pool (numpy releases the GIL), else None (inline)."""
         if self.executor is not None or self.threads <= 1 or n_tasks <= 1:
             return self.executor
-        if self._pool is None:          # one pool per evaluator: its threads keep their scratch buffers
+        if self._pool is None:  # one pool per evaluator: its threads keep their scratch buffers
             self._pool = cf.ThreadPoolExecutor(self.threads, thread_name_prefix="gradcheck-chunk")
         return self._pool
 
@@ -152,20 +181,24 @@ class ChunkedEvaluator:
         per_task = 1 if self.executor is None else max(1, -(-len(bounds) // TASKS_PER_CALL))
         tasks = []
         for g in range(0, len(bounds), per_task):
-            group = bounds[g:g + per_task]
+            group = bounds[g : g + per_task]
             chunks = [(flat_idx[a:b], deltas[a:b]) for a, b in group]
-            tasks.append((self.model, self.params, self.state_shapes, self.complex, self.batched, kind, name,
-                          chunks))
+            tasks.append(
+                (self.model, self.params, self.state_shapes, self.complex, self.batched, kind, name, chunks)
+            )
         out = np.empty(n, np.complex128 if self.complex else np.float64)
-        stage = (f"loss_batch(params, {kind!r}, {name!r}, ...)" if self.batched else
-                 f"loss(params{', taps' if kind == 'state' else ''}) with {kind} {name!r} perturbed")
+        stage = (
+            f"loss_batch(params, {kind!r}, {name!r}, ...)"
+            if self.batched
+            else f"loss(params{', taps' if kind == 'state' else ''}) with {kind} {name!r} perturbed"
+        )
         pos = 0
         with single_threaded_blas():
             results = ordered_results(self._executor(len(tasks)), _chunk_task, tasks)
         for result in results:
             for losses in _unwrap(result):
                 k = _chunk_len(bounds, pos)
-                out[pos:pos + k] = _checked(losses, k, self.complex, stage)
+                out[pos : pos + k] = _checked(losses, k, self.complex, stage)
                 pos += k
                 self.calls += 1 if self.batched else k
                 if self.progress is not None:
@@ -194,8 +227,10 @@ def _check_picklable(model, cloud_ok: bool) -> None:
     except Exception as exc:
         first = exc
     if not cloud_ok:
-        raise ProtocolError(f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
-                            "define its class and callables at module level, or run without --workers")
+        raise ProtocolError(
+            f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
+            "define its class and callables at module level, or run without --workers"
+        )
     try:
         import cloudpickle  # what dask uses; it handles closures and local classes
 
@@ -203,8 +238,10 @@ def _check_picklable(model, cloud_ok: bool) -> None:
         return
     except Exception:
         pass
-    raise ProtocolError(f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
-                        "define its class and callables at module level, or run without --workers/--scheduler")
+    raise ProtocolError(
+        f"the model cannot be sent to worker processes ({type(first).__name__}: {first}); "
+        "define its class and callables at module level, or run without --workers/--scheduler"
+    )
 
 
 def _chunk_len(bounds, pos):
@@ -217,9 +254,13 @@ def _chunk_len(bounds, pos):
 def _checked(losses, k, complex_, stage) -> np.ndarray:
     arr = np.asarray(losses)
     if arr.shape != (k,) or arr.dtype.kind not in "biufc":
-        raise ProtocolError(f"{stage} must return a numeric array of shape ({k},), got {arr.dtype} {arr.shape}")
+        raise ProtocolError(
+            f"{stage} must return a numeric array of shape ({k},), got {arr.dtype} {arr.shape}"
+        )
     if complex_ and arr.dtype.kind != "c":
-        raise ProtocolError(f"{stage} returned real numbers for complex deltas: the complex step would read 0")
+        raise ProtocolError(
+            f"{stage} returned real numbers for complex deltas: the complex step would read 0"
+        )
     return arr
 
 
@@ -275,7 +316,9 @@ def _chunks(model, params, state_shapes, complex_, batched, kind, name, chunks):
 
 def _directions_many_task(model, params, requests):
     try:
-        return call_model("loss_directions_many(params, requests)", model.loss_directions_many, params, requests)
+        return call_model(
+            "loss_directions_many(params, requests)", model.loss_directions_many, params, requests
+        )
     except ModelError as exc:
         return _Raised(exc.stage, exc.exc)
     except ProtocolError as exc:
@@ -285,8 +328,15 @@ def _directions_many_task(model, params, requests):
 def _direction_task(model, params, state_shapes, complex_, use_batched, kind, name, directions, deltas):
     try:
         if use_batched:  # a model of the older protocol (loss_directions, one request per call): still read
-            return call_model(f"loss_directions(params, {kind!r}, {name!r}, ...)", model.loss_directions,
-                              params, kind, name, directions, deltas)
+            return call_model(
+                f"loss_directions(params, {kind!r}, {name!r}, ...)",
+                model.loss_directions,
+                params,
+                kind,
+                name,
+                directions,
+                deltas,
+            )
         ev = fd.SerialEvaluator(model, params, dict(state_shapes), complex_=complex_)
         return ev.direction_losses(kind, name, directions, deltas)
     except ModelError as exc:

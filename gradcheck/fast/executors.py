@@ -47,13 +47,18 @@ def open_executor(*, executor=None, workers: int | None = None, scheduler: str |
     ``executor``: a caller's Executor (left running). ``workers``: a process pool of that size (1: in process).
     ``scheduler``: a dask.distributed scheduler address (``tcp://host:8786``), via ``Client(...).get_executor()``.
     """
-    given = [k for k, v in (("executor", executor), ("workers", workers), ("scheduler", scheduler))
-             if v is not None]
+    given = [
+        k
+        for k, v in (("executor", executor), ("workers", workers), ("scheduler", scheduler))
+        if v is not None
+    ]
     if len(given) > 1:
         raise ProtocolError(f"choose one of executor, workers, scheduler; got {', '.join(given)}")
     if executor is not None:
         if not callable(getattr(executor, "submit", None)):
-            raise ProtocolError(f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}")
+            raise ProtocolError(
+                f"executor: expected a concurrent.futures.Executor, got {type(executor).__name__}"
+            )
         yield executor, f"executor {type(executor).__name__}"
         return
     if scheduler is not None:
@@ -66,7 +71,9 @@ def open_executor(*, executor=None, workers: int | None = None, scheduler: str |
         try:
             client = Client(scheduler, timeout="10s", set_as_default=False)
         except Exception as exc:  # unreachable scheduler, bad address
-            raise ProtocolError(f"scheduler: cannot connect to {scheduler!r}: {type(exc).__name__}: {exc}") from None
+            raise ProtocolError(
+                f"scheduler: cannot connect to {scheduler!r}: {type(exc).__name__}: {exc}"
+            ) from None
         try:
             yield client.get_executor(), f"dask scheduler {scheduler}"
         finally:

@@ -32,12 +32,13 @@ from ..tolerance import compare_many
 from .blas_threads import single_threaded_blas
 from .chunked import request_by_calls
 
-NEAR = 0.1               # error/tolerance above this: "near threshold", the row gets the full check
-SCREEN_STREAM = 7        # seed stream id of the screen's directions
+NEAR = 0.1  # error/tolerance above this: "near threshold", the row gets the full check
+SCREEN_STREAM = 7  # seed stream id of the screen's directions
 
 
-def directions_for(seed: int, row_number: int, K: int, shape: tuple[int, ...], out: np.ndarray | None = None
-                   ) -> np.ndarray:
+def directions_for(
+    seed: int, row_number: int, K: int, shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
     """K Rademacher directions ``(K, *shape)`` for the row_number-th row of the check (written into ``out``, a
     float array of that shape, when given): every entry +-1, independent."""
     n = K * int(np.prod(shape, dtype=int))
@@ -55,7 +56,7 @@ def factors_for(seed: int, row_number: int, K: int, shape: tuple[int, int]) -> t
     are K*(m+n), and the model's products ``V_k x`` become ``A_k (B_k . x)``."""
     m, n = shape
     signs = _signs(seed, row_number, K * (m + n)).astype(np.float64)
-    return signs[:K * m].reshape(K, m), signs[K * m:].reshape(K, n)
+    return signs[: K * m].reshape(K, m), signs[K * m :].reshape(K, n)
 
 
 def _signs(seed: int, row_number: int, n: int) -> np.ndarray:
@@ -63,13 +64,13 @@ def _signs(seed: int, row_number: int, n: int) -> np.ndarray:
     rng = np.random.default_rng([seed, SCREEN_STREAM, row_number])
     bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
     signs = bits.view(np.int8)
-    signs *= 2                          # 0, 1 -> -1, +1 (in int8: 8x less memory traffic than in float64)
+    signs *= 2  # 0, 1 -> -1, +1 (in int8: 8x less memory traffic than in float64)
     signs -= 1
     return signs
 
 
 _POOL = threading.local()
-POOL_BYTES = 64 * 2**20          # direction arrays kept for the next check (fresh multi-MB arrays page-fault)
+POOL_BYTES = 64 * 2**20  # direction arrays kept for the next check (fresh multi-MB arrays page-fault)
 
 
 def buffer(key, shape: tuple[int, ...]) -> np.ndarray:
@@ -119,12 +120,12 @@ def param_job(target, x: np.ndarray, g: np.ndarray, *, seed: int, K: int, method
     number = target.number
     if target.whole and x.ndim == 2:
         A, B = V = factors_for(seed, number, K, x.shape)
-        analytic = np.einsum("kj,kj->k", A @ g, B)                        # a_k^T G b_k = v_k^T g
+        analytic = np.einsum("kj,kj->k", A @ g, B)  # a_k^T G b_k = v_k^T g
         A.flags.writeable = B.flags.writeable = False
     elif target.whole:
         V = directions_for(seed, number, K, x.shape, out=buffer(("param", number), (K, *x.shape)))
         analytic = V.reshape(K, -1) @ g.reshape(-1)
-        V.flags.writeable = False           # a model writing into it fails loudly
+        V.flags.writeable = False  # a model writing into it fails loudly
     else:
         V = buffer(("param", number), (K, *x.shape))
         V[:] = 0.0
@@ -133,7 +134,9 @@ def param_job(target, x: np.ndarray, g: np.ndarray, *, seed: int, K: int, method
         analytic = flat @ g.reshape(-1)
         V.flags.writeable = False
     delta = _delta(method, step, max(1.0, float(np.max(np.abs(x.reshape(-1)[target.flat_idx])))), target.size)
-    return Job("param", target.name, V, _stencil(method, delta, K), [(target.key, analytic, slice(0, K))], delta)
+    return Job(
+        "param", target.name, V, _stencil(method, delta, K), [(target.key, analytic, slice(0, K))], delta
+    )
 
 
 def state_job(targets, g: np.ndarray, *, seed: int, K: int, method: str, step: float) -> Job:
@@ -146,9 +149,10 @@ def state_job(targets, g: np.ndarray, *, seed: int, K: int, method: str, step: f
     rows = []
     for j, target in enumerate(targets):
         t = target.t
-        signs = directions_for(seed, target.number, K, g.shape[1:], out=V[j * K:(j + 1) * K, t])
-        rows.append((target.key, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real,
-                     slice(j * K, (j + 1) * K)))
+        signs = directions_for(seed, target.number, K, g.shape[1:], out=V[j * K : (j + 1) * K, t])
+        rows.append(
+            (target.key, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real, slice(j * K, (j + 1) * K))
+        )
     V.flags.writeable = False
     return Job("state", first.name, V, _stencil(method, delta, len(targets) * K), rows, delta)
 
@@ -159,8 +163,8 @@ def state_job_bytes(g: np.ndarray, K: int) -> int:
     return 8 * K * g.shape[0] * g.size
 
 
-STATE_SCREEN_BYTES = 32 * 2**20   # a state's directions for all its steps in one request up to this size
-SCREEN_CALL_BYTES = 64 * 2**20    # directions per evaluator call of the screen (requests are grouped up to it)
+STATE_SCREEN_BYTES = 32 * 2**20  # a state's directions for all its steps in one request up to this size
+SCREEN_CALL_BYTES = 64 * 2**20  # directions per evaluator call of the screen (requests are grouped up to it)
 
 
 def screen_rows(ev, targets, params: dict, analytic, plan) -> dict:
@@ -178,11 +182,13 @@ def screen_rows(ev, targets, params: dict, analytic, plan) -> dict:
             by_state.setdefault(target.name, []).append(target)
     for name, steps in by_state.items():
         g = analytic.states[name]
-        groups = [steps] if state_job_bytes(g, plan.directions) <= STATE_SCREEN_BYTES else [[t] for t in steps]
+        groups = (
+            [steps] if state_job_bytes(g, plan.directions) <= STATE_SCREEN_BYTES else [[t] for t in steps]
+        )
         builders += [lambda group=group, g=g: state_job(group, g, **opts) for group in groups]
     out: dict = {}
     group: list[Job] = []
-    with single_threaded_blas():                 # once for all rows (switching OpenBLAS's threads costs)
+    with single_threaded_blas():  # once for all rows (switching OpenBLAS's threads costs)
         size = 0
         for build in builders:
             job = build()
@@ -216,13 +222,26 @@ def run(ev, jobs: list[Job], *, plan) -> dict:
             numeric.append(num[cols])
             noise.append(rnoise[cols])
             keys.append(key)
-    comps = compare_many(np.array(analytic), np.array(numeric), np.array(noise), rtol=plan.rtol, atol=plan.atol)
+    comps = compare_many(
+        np.array(analytic), np.array(numeric), np.array(noise), rtol=plan.rtol, atol=plan.atol
+    )
     out = {}
     for (kind, name, t, part), a, num, c in zip(keys, analytic, numeric, comps):
         out[kind, name, t, part] = Row(
-            kind=kind, name=name, t=t, part=part, passed=c.passed, max_abs_err=c.max_abs_err,
-            max_rel_err=c.max_rel_err, worst_index=[], analytic=float(a[c.worst]), numeric=float(num[c.worst]),
-            tolerance=c.tolerance, ratio=c.ratio, checked=int(a.size))
+            kind=kind,
+            name=name,
+            t=t,
+            part=part,
+            passed=c.passed,
+            max_abs_err=c.max_abs_err,
+            max_rel_err=c.max_rel_err,
+            worst_index=[],
+            analytic=float(a[c.worst]),
+            numeric=float(num[c.worst]),
+            tolerance=c.tolerance,
+            ratio=c.ratio,
+            checked=int(a.size),
+        )
     return out
 
 
@@ -242,16 +261,20 @@ def needs_full(row: Row) -> bool:
     return (not row.passed) or not np.isfinite(r) or r > NEAR
 
 
-def settings(plan, screened: dict, escalated: list[str]) -> dict:
-    """The report's ``settings["screen"]``: how the screen drew its directions and what it escalated."""
+def settings(plan, screened: dict, kept) -> dict:
+    """The report's ``settings["screen"]``: how the screen drew its directions and which of its rows (all of
+    ``screened``) were escalated to the full check (those not in ``kept``)."""
+    escalated = [row.label for key, row in screened.items() if key not in kept]
     return {
-        "directions": plan.directions, "seed": plan.seed,
+        "directions": plan.directions,
+        "seed": plan.seed,
         "distribution": "rademacher (+-1 entries); 2-D blocks rank-1: v = a b^T, a and b +-1 vectors",
         "seed_rule": f"numpy.random.default_rng([seed, {SCREEN_STREAM}, row number])",
-        "near_threshold": NEAR, "escalated_to_full": escalated,
+        "near_threshold": NEAR,
+        "escalated_to_full": escalated,
         "screen_ratios": {row.label: _json_num(row.ratio) for row in screened.values()},
         "detection_rule": "a single-entry error e is caught when |e| > ~ rtol * max_k |v_k^T g| "
-                          "(see gradcheck.fast.screen); rows above near_threshold are re-checked in full",
+        "(see gradcheck.fast.screen); rows above near_threshold are re-checked in full",
     }
 
 

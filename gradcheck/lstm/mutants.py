@@ -34,7 +34,8 @@ from lstm_ref.model import BIASES, BPTT, GATES, PARAM_KEYS, WEIGHTS, Trace
 
 from ..errors import ProtocolError
 from . import MIN_STEPS
-TINY_SCALE = 1e-3     # the "tiny scale error in one block": 0.1% (caught by float64 central and float32 complex)
+
+TINY_SCALE = 1e-3  # the "tiny scale error in one block": 0.1% (caught by float64 central and float32 complex)
 
 
 def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) -> BPTT:
@@ -57,9 +58,9 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
         x_c, g, i, f, o, s = tr.x_c[t], tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t]
         s_prev = tr.s[t - 1] if t > 0 else tr.s0
         if bug == "initial_state_ignored" and t == 0:
-            s_prev = np.zeros(hidden, dt)                                  # s(-1) taken as 0
-            x_c = np.concatenate([x_c[:x_dim], np.zeros(hidden, dt)])     # h(-1) taken as 0 in dW
-        dl = dl_dh[t] / 2 if bug == "loss_grad_missing_factor_2" else dl_dh[t]   # d(h-y)^2/dh written as (h-y)
+            s_prev = np.zeros(hidden, dt)  # s(-1) taken as 0
+            x_c = np.concatenate([x_c[:x_dim], np.zeros(hidden, dt)])  # h(-1) taken as 0 in dW
+        dl = dl_dh[t] / 2 if bug == "loss_grad_missing_factor_2" else dl_dh[t]  # d(h-y)^2/dh written as (h-y)
         dh = dl if bug == "drop_dh_next" else dl + dh_next
         if tr.variant == "simple":
             ds = o * dh if bug == "drop_ds_next" else o * dh + ds_next
@@ -67,7 +68,7 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
         else:
             tanh_s = np.tanh(s)
             if bug == "tanh_variant_missing_tanh_prime":
-                ds = o * dh + ds_next                                      # tanh'(s) factor forgotten
+                ds = o * dh + ds_next  # tanh'(s) factor forgotten
             elif bug == "drop_ds_next":
                 ds = o * (1.0 - tanh_s**2) * dh
             else:
@@ -77,10 +78,10 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
         di = g * ds
         df = (s if bug == "forget_uses_s_t" else s_prev) * ds
         if bug == "tanh_prime_one_minus_g":
-            dg_in = (1.0 - g) * dg                                         # tanh' written as 1 - g
+            dg_in = (1.0 - g) * dg  # tanh' written as 1 - g
         else:
             dg_in = (1.0 - g**2) * dg
-        if bug == "sigmoid_prime_on_preactivation":                        # z(1-z) with z = W x_c + b
+        if bug == "sigmoid_prime_on_preactivation":  # z(1-z) with z = W x_c + b
             zi, zf, zo = (p[w] @ x_c + p[b] for w, b in (("wi", "bi"), ("wf", "bf"), ("wo", "bo")))
             di_in, df_in, do_in = zi * (1.0 - zi) * di, zf * (1.0 - zf) * df, zo * (1.0 - zo) * do
         else:
@@ -88,7 +89,7 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
             df_in = f * (1.0 - f) * df
             do_in = o * (1.0 - o) * do
         blocks = [("wg", "bg", dg_in), ("wi", "bi", di_in), ("wf", "bf", df_in), ("wo", "bo", do_in)]
-        if bug == "gates_swapped":                                         # i and f gradients exchanged
+        if bug == "gates_swapped":  # i and f gradients exchanged
             blocks = [("wg", "bg", dg_in), ("wi", "bi", df_in), ("wf", "bf", di_in), ("wo", "bo", do_in)]
         x_c_w = np.concatenate([x_c[x_dim:], x_c[:x_dim]]) if bug == "xc_columns_swapped" else x_c
         for w, b, d_in in blocks:
@@ -98,7 +99,7 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
         dx_c = wg.T @ dg_in + wi.T @ di_in + wf.T @ df_in + wo.T @ do_in
         dh_next = dx_c[:hidden] if bug == "dh_next_wrong_slice" else dx_c[x_dim:]
         if bug == "forget_off_by_one":
-            ds_next = ds * tr.f[t - 1]                                     # f(t-1) instead of f(t)
+            ds_next = ds * tr.f[t - 1]  # f(t-1) instead of f(t)
         else:
             ds_next = ds * f
         dh_all[t], ds_all[t] = dh, ds
@@ -111,8 +112,9 @@ def _mutated_backward(params, trace: Trace, dl_dh, *, bug: str | None = None) ->
 
 def _states(T: int, *, h_upto: int, s_upto: int) -> frozenset[tuple[str, int]]:
     """State rows h(t) for t <= h_upto and s(t) for t <= s_upto (an upper bound of -1 means none)."""
-    return frozenset([("h", t) for t in range(min(h_upto, T - 1) + 1)]
-                     + [("s", t) for t in range(min(s_upto, T - 1) + 1)])
+    return frozenset(
+        [("h", t) for t in range(min(h_upto, T - 1) + 1)] + [("s", t) for t in range(min(s_upto, T - 1) + 1)]
+    )
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ class Expectation:
     def must_fail(self, *, strict: bool) -> tuple[frozenset[str], frozenset[tuple[str, int]]]:
         if strict:
             return self.params, self.states
-        return (self.params if self.core_params is None else self.core_params,
-                self.states if self.core_states is None else self.core_states)
+        return (
+            self.params if self.core_params is None else self.core_params,
+            self.states if self.core_states is None else self.core_states,
+        )
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class Mutant:
 
 
 ALL = frozenset(PARAM_KEYS)
-GATE_GIF = frozenset({"wg", "bg", "wi", "bi", "wf", "bf"})     # the blocks fed by ds directly
+GATE_GIF = frozenset({"wg", "bg", "wi", "bi", "wf", "bf"})  # the blocks fed by ds directly
 
 
 def _fb(name: str, t: int) -> dict:
@@ -182,40 +186,49 @@ CATALOG: tuple[Mutant, ...] = (
         "ds(T-1) has nothing to carry, so s(T-1) and h(T-1) pass; s(T-2) misses ds(T-1)*f(T-1); h(T-2) comes from "
         "step T-1's gates (right) and passes; h(T-3) comes from step T-2's gates, fed by the wrong s(T-2): fails. "
         "Every block sums the wrong gate gradients of t <= T-2.",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 3, s_upto=T - 2), _fb("s", T - 2),
-                              GATE_GIF, _states(T, h_upto=-1, s_upto=T - 2)),
+        lambda T: Expectation(
+            ALL,
+            _states(T, h_upto=T - 3, s_upto=T - 2),
+            _fb("s", T - 2),
+            GATE_GIF,
+            _states(T, h_upto=-1, s_upto=T - 2),
+        ),
     ),
     Mutant(
         "drop_dh_next",
         "dL(t)/dh(t) = dl(t)/dh(t): the recurrent dL(t+1)/dh(t) (through h(t) in x_c(t+1)) dropped",
         "h(T-1) has no later step and passes, so does s(T-1); h(T-2) misses step T-1's W^T dpre, and s(T-2) reads it; "
         "every gate's dpre(T-2) is off by the same relative amount as h(T-2), so every block is core.",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              ALL, frozenset({("h", T - 2)})),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2), ALL, frozenset({("h", T - 2)})
+        ),
     ),
     Mutant(
         "forget_uses_s_t",
         "the forget gate's gradient uses s(t) instead of s(t-1): df = s(t)*ds",
         "dh(t), ds(t) are formed before df(t), so step T-1 passes; step T-1's wrong df feeds dh_next: h(T-2) and "
         "s(T-2) fail, and all earlier steps. wf, bf directly; the others through the wrong states.",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              frozenset({"wf", "bf"}), frozenset()),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2), frozenset({"wf", "bf"}), frozenset()
+        ),
     ),
     Mutant(
         "tanh_prime_one_minus_g",
         "tanh' written as 1 - g instead of 1 - g^2 (g = tanh of the cell input's pre-activation)",
         "the cell input's pre-activation gradient is wrong from step T-1 on: wg, bg directly, and dh_next from "
         "step T-1, so h, s at t <= T-2 and through them every block.",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              frozenset({"wg", "bg"}), frozenset()),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2), frozenset({"wg", "bg"}), frozenset()
+        ),
     ),
     Mutant(
         "sigmoid_prime_on_preactivation",
         "sigmoid' applied to the pre-activation: z(1-z) with z = W x_c + b, instead of sigma(z)(1 - sigma(z))",
         "the i, f, o pre-activation gradients are wrong from step T-1 on: every block, and dh_next from step T-1, "
         "so h, s at t <= T-2.",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              ALL - {"wg", "bg"}, frozenset()),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2), ALL - {"wg", "bg"}, frozenset()
+        ),
     ),
     Mutant(
         "bias_last_step_only",
@@ -242,8 +255,9 @@ CATALOG: tuple[Mutant, ...] = (
         "off by one in time: dL(t)/ds(t-1) = ds(t)*f(t-1) instead of ds(t)*f(t)",
         "like the dropped carry: s(T-1), h(T-1) and h(T-2) pass; s(T-2) gets ds(T-1)*f(T-2): fails; h(T-3) is fed "
         "by it: fails; every block (g, i, f directly through ds(T-2), o only through h(T-3)).",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 3, s_upto=T - 2), _fb("s", T - 2),
-                              GATE_GIF, frozenset({("s", T - 2)})),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 3, s_upto=T - 2), _fb("s", T - 2), GATE_GIF, frozenset({("s", T - 2)})
+        ),
     ),
     Mutant(
         "loss_grad_missing_factor_2",
@@ -256,8 +270,9 @@ CATALOG: tuple[Mutant, ...] = (
         "the tanh variant (h = tanh(s)*o) missing its tanh'(s) factor: ds = o*dh + ds_next",
         "h(T-1) is the loss gradient alone and passes; s(T-1) lacks 1 - tanh(s)^2 and fails, and everything that "
         "reads it: h, s at t <= T-2, every block (g, i, f directly through ds(T-1)).",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 1), _fb("s", T - 1),
-                              GATE_GIF, frozenset({("s", T - 1)})),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 1), _fb("s", T - 1), GATE_GIF, frozenset({("s", T - 1)})
+        ),
         variant="tanh",
     ),
     Mutant(
@@ -278,8 +293,9 @@ CATALOG: tuple[Mutant, ...] = (
         "dL(t)/dh(t-1) sliced from the wrong end of dL/dx_c: dx_c[:hidden] instead of dx_c[x_dim:]",
         "like the dropped dh_next: step T-1 passes, h(T-2) and s(T-2) fail and everything before, every block. "
         "(x_dim >= 1, so the two slices differ.)",
-        lambda T: Expectation(ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2),
-                              ALL, frozenset({("h", T - 2)})),
+        lambda T: Expectation(
+            ALL, _states(T, h_upto=T - 2, s_upto=T - 2), _fb("h", T - 2), ALL, frozenset({("h", T - 2)})
+        ),
     ),
 )
 
@@ -297,9 +313,9 @@ def outcome(report, expectation: Expectation, *, strict: bool = True) -> tuple[b
     must_params, must_states = expectation.must_fail(strict=strict)
     problems = []
     for r in report.rows:
-        key_in = (lambda s: r.name in s) if r.kind == "param" else (lambda s: (r.name, r.t) in s)
-        changed = key_in(expectation.params if r.kind == "param" else expectation.states)
-        must = key_in(must_params if r.kind == "param" else must_states)
+        key = r.name if r.kind == "param" else (r.name, r.t)
+        changed = key in (expectation.params if r.kind == "param" else expectation.states)
+        must = key in (must_params if r.kind == "param" else must_states)
         if must and r.passed:
             problems.append(f"{r.label} passed but must fail")
         elif not changed and not r.passed:

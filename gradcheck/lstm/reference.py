@@ -25,9 +25,19 @@ class ReferenceLSTM:
 
     capabilities = frozenset({"complex", "batched"})
 
-    def __init__(self, x_dim: int = 50, hidden: int = 100, steps: int = 4, *, variant: str = "simple",
-                 loss: str = "full", seed: int = 0, dtype=np.float64, nonzero_init: bool = True,
-                 backward=None):
+    def __init__(
+        self,
+        x_dim: int = 50,
+        hidden: int = 100,
+        steps: int = 4,
+        *,
+        variant: str = "simple",
+        loss: str = "full",
+        seed: int = 0,
+        dtype=np.float64,
+        nonzero_init: bool = True,
+        backward=None,
+    ):
         for name, v in (("x_dim", x_dim), ("hidden", hidden), ("steps", steps)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ProtocolError(f"{name}: expected an integer >= 1, got {v!r}")
@@ -49,18 +59,28 @@ class ReferenceLSTM:
         self.h0, self.s0 = (h0, s0) if nonzero_init else (None, None)
         # ``backward``: a replacement for lstm_ref.backward with the same signature (the selftest's mutants).
         self._backward = lstm_ref.backward if backward is None else backward
-        self._batch_cache = batched.BaseCache()     # the unperturbed pass, shared by the chunks of one check
+        self._batch_cache = batched.BaseCache()  # the unperturbed pass, shared by the chunks of one check
 
     def __repr__(self) -> str:
-        return (f"ReferenceLSTM(x_dim={self.x_dim}, hidden={self.hidden}, steps={self.steps}, "
-                f"variant={self.variant!r}, loss={self.loss_kind!r}, seed={self.seed})")
+        return (
+            f"ReferenceLSTM(x_dim={self.x_dim}, hidden={self.hidden}, steps={self.steps}, "
+            f"variant={self.variant!r}, loss={self.loss_kind!r}, seed={self.seed})"
+        )
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self._params.items()}
 
     def loss(self, params, taps=None):
-        return lstm_ref.total_loss(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
-                                   h0=self.h0, s0=self.s0, taps=taps)
+        return lstm_ref.total_loss(
+            params,
+            self.xs,
+            self.ys,
+            variant=self.variant,
+            loss=self.loss_kind,
+            h0=self.h0,
+            s0=self.s0,
+            taps=taps,
+        )
 
     def gradients(self, params):
         tr = lstm_ref.forward(params, self.xs, variant=self.variant, h0=self.h0, s0=self.s0)
@@ -70,11 +90,31 @@ class ReferenceLSTM:
 
     def loss_batch(self, params, kind, name, flat_idx, deltas):
         """L for K single-entry perturbations (the "batched" capability, see :mod:`gradcheck.protocol`)."""
-        return batched.entry_losses(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
-                                    h0=self.h0, s0=self.s0, kind=kind, name=name, flat_idx=flat_idx,
-                                    deltas=deltas, cache=self._batch_cache)
+        return batched.entry_losses(
+            params,
+            self.xs,
+            self.ys,
+            variant=self.variant,
+            loss=self.loss_kind,
+            h0=self.h0,
+            s0=self.s0,
+            kind=kind,
+            name=name,
+            flat_idx=flat_idx,
+            deltas=deltas,
+            cache=self._batch_cache,
+        )
 
     def loss_directions_many(self, params, requests):
         """[loss_directions(params, *r) for r in requests] in one batched pass (the whole screen in one call)."""
-        return batched.direction_losses_many(params, self.xs, self.ys, variant=self.variant, loss=self.loss_kind,
-                                             h0=self.h0, s0=self.s0, requests=requests, cache=self._batch_cache)
+        return batched.direction_losses_many(
+            params,
+            self.xs,
+            self.ys,
+            variant=self.variant,
+            loss=self.loss_kind,
+            h0=self.h0,
+            s0=self.s0,
+            requests=requests,
+            cache=self._batch_cache,
+        )

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-
 from typing import TYPE_CHECKING
 
 from ..errors import ProtocolError
 from . import MIN_STEPS
 
-if TYPE_CHECKING:  # imported on first use: ``gradcheck --help`` and the other commands do not pay for numpy here
+if (
+    TYPE_CHECKING
+):  # imported on first use: ``gradcheck --help`` and the other commands do not pay for numpy here
     from . import mutants as mut
     from .reference import ReferenceLSTM
 
@@ -77,9 +78,16 @@ class SelftestConfig:
     def model(self, mutant: mut.Mutant | None = None) -> ReferenceLSTM:
         from .reference import ReferenceLSTM
 
-        return ReferenceLSTM(self.x_dim, self.hidden, self.steps, variant=mutant.variant if mutant else "simple",
-                             loss=self.loss, seed=self.seed, dtype=self.dtype,
-                             backward=mutant.backward if mutant else None)
+        return ReferenceLSTM(
+            self.x_dim,
+            self.hidden,
+            self.steps,
+            variant=mutant.variant if mutant else "simple",
+            loss=self.loss,
+            seed=self.seed,
+            dtype=self.dtype,
+            backward=mutant.backward if mutant else None,
+        )
 
 
 @dataclass
@@ -89,7 +97,7 @@ class Case:
     name: str
     description: str
     variant: str
-    ok: bool                     # reference: passed; mutant: caught with the expected rows named
+    ok: bool  # reference: passed; mutant: caught with the expected rows named
     rows_failed: int
     rows_total: int
     failing_rows: list[str]
@@ -97,10 +105,12 @@ class Case:
     expected_first_divergence: dict | None
     expected_params: list[str]
     method: str
-    verdicts: list[str]          # the step-size re-check's verdicts on the failing rows (e.g. "wrong gradient")
+    verdicts: list[str]  # the step-size re-check's verdicts on the failing rows (e.g. "wrong gradient")
     problems: list[str] = field(default_factory=list)
     why: str = ""
-    not_flagged: list[str] = field(default_factory=list)   # changed only by an attenuated error, passed (float32)
+    not_flagged: list[str] = field(
+        default_factory=list
+    )  # changed only by an attenuated error, passed (float32)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,19 +126,44 @@ def run_case(config: SelftestConfig, mutant: mut.Mutant | None) -> Case:
     report = check(config.model(mutant), method=method, seed=config.seed)
     failing = report.failing
     verdicts = sorted({r.diagnosis["verdict"] for r in failing if r.diagnosis})
-    common = dict(rows_failed=len(failing), rows_total=len(report.rows), failing_rows=[r.label for r in failing],
-                  first_divergence=report.first_bad_step, method=method, verdicts=verdicts)
+    common = dict(
+        rows_failed=len(failing),
+        rows_total=len(report.rows),
+        failing_rows=[r.label for r in failing],
+        first_divergence=report.first_bad_step,
+        method=method,
+        verdicts=verdicts,
+    )
     if mutant is None:
-        return Case("reference", "the reference BPTT (lstm_ref.backward)", "simple", report.passed,
-                    expected_first_divergence=None, expected_params=[],
-                    problems=[f"{label} failed but must pass" for label in common["failing_rows"]], **common)
+        return Case(
+            "reference",
+            "the reference BPTT (lstm_ref.backward)",
+            "simple",
+            report.passed,
+            expected_first_divergence=None,
+            expected_params=[],
+            problems=[f"{label} failed but must pass" for label in common["failing_rows"]],
+            **common,
+        )
     exp = mutant.expected(config.steps)
     ok, problems = mut.outcome(report, exp, strict=config.strict)
-    not_flagged = [r.label for r in report.rows if r.passed and
-                   (r.name in exp.params if r.kind == "param" else (r.name, r.t) in exp.states)]
-    return Case(mutant.name, mutant.description, mutant.variant, ok and not report.passed,
-                expected_first_divergence=exp.first_bad_step, expected_params=sorted(exp.params),
-                problems=problems, why=mutant.why, not_flagged=[] if problems else not_flagged, **common)
+    not_flagged = [
+        r.label
+        for r in report.rows
+        if r.passed and (r.name in exp.params if r.kind == "param" else (r.name, r.t) in exp.states)
+    ]
+    return Case(
+        mutant.name,
+        mutant.description,
+        mutant.variant,
+        ok and not report.passed,
+        expected_first_divergence=exp.first_bad_step,
+        expected_params=sorted(exp.params),
+        problems=problems,
+        why=mutant.why,
+        not_flagged=[] if problems else not_flagged,
+        **common,
+    )
 
 
 @dataclass
@@ -143,9 +178,11 @@ class DemoResult:
     def line(self) -> str:
         lower = "lower" if self.wrong_fix_loss < self.right_loss else "not lower"
         verdict = "rejects it" if self.wrong_fix_rejected else "does NOT reject it"
-        return (f"demo ({self.iterations} iterations, write-up size): right gradient -> loss "
-                f"{self.right_loss:.3e}; wrong 'fix' (drop_ds_next) -> loss {self.wrong_fix_loss:.3e} ({lower}); "
-                f"the checker {verdict}")
+        return (
+            f"demo ({self.iterations} iterations, write-up size): right gradient -> loss "
+            f"{self.right_loss:.3e}; wrong 'fix' (drop_ds_next) -> loss {self.wrong_fix_loss:.3e} ({lower}); "
+            f"the checker {verdict}"
+        )
 
 
 def run_demo(wrong_fix_caught: bool, *, iterations: int = 100) -> DemoResult:
@@ -187,24 +224,36 @@ class SelftestResult:
     def verdict(self) -> str:
         ref = self.cases[0]
         head = "PASS" if self.passed else "FAIL"
-        return (f"{head}: reference {'passes' if ref.ok else 'FAILS'}; {self.caught} of {self.mutants} mutants "
-                f"caught with the expected rows named ({self.config.dtype}, {self.config.resolved_method}, "
-                f"seed {self.config.seed})")
+        return (
+            f"{head}: reference {'passes' if ref.ok else 'FAILS'}; {self.caught} of {self.mutants} mutants "
+            f"caught with the expected rows named ({self.config.dtype}, {self.config.resolved_method}, "
+            f"seed {self.config.seed})"
+        )
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "config": asdict(self.config) | {"method": self.config.resolved_method},
-                "strict": self.config.strict, "caught": self.caught, "mutants": self.mutants,
-                "verdict": self.verdict(), "cases": [c.to_dict() for c in self.cases],
-                "demo": asdict(self.demo) if self.demo else None, "seconds": self.seconds}
+        return {
+            "passed": self.passed,
+            "config": asdict(self.config) | {"method": self.config.resolved_method},
+            "strict": self.config.strict,
+            "caught": self.caught,
+            "mutants": self.mutants,
+            "verdict": self.verdict(),
+            "cases": [c.to_dict() for c in self.cases],
+            "demo": asdict(self.demo) if self.demo else None,
+            "seconds": self.seconds,
+        }
 
 
-def run_selftest(config: SelftestConfig = SelftestConfig(), *, names: list[str] | None = None,
-                 demo: bool = True) -> SelftestResult:
+def run_selftest(
+    config: SelftestConfig = SelftestConfig(), *, names: list[str] | None = None, demo: bool = True
+) -> SelftestResult:
     """Run the reference and the catalog (or the mutants in ``names``) through the checker."""
     mut = _catalog()
     if config.steps < MIN_STEPS:
-        raise ProtocolError(f"steps: the self-test needs T >= {MIN_STEPS} (two steps behind each first "
-                         f"divergence), got {config.steps}")
+        raise ProtocolError(
+            f"steps: the self-test needs T >= {MIN_STEPS} (two steps behind each first "
+            f"divergence), got {config.steps}"
+        )
     if config.dtype not in DEFAULT_METHOD:
         raise ProtocolError(f"dtype: expected one of {list(DEFAULT_METHOD)}, got {config.dtype!r}")
     unknown = [n for n in names or [] if n not in mut.BY_NAME]
@@ -224,8 +273,15 @@ def run_selftest(config: SelftestConfig = SelftestConfig(), *, names: list[str] 
 
 # -------------------------------------------------------------------------------------------------- output
 
-HEADERS = ["mutant", "caught?", "rows flagged", "blocks flagged", "first divergence (expected)", "method",
-           "re-check"]
+HEADERS = [
+    "mutant",
+    "caught?",
+    "rows flagged",
+    "blocks flagged",
+    "first divergence (expected)",
+    "method",
+    "re-check",
+]
 
 
 def _cells(c: Case) -> list[str]:
@@ -238,21 +294,32 @@ def _cells(c: Case) -> list[str]:
         fd += f" ({_fb(c.expected_first_divergence)})"
     blocks = [label for label in c.failing_rows if "[" not in label]
     blocks_cell = "all 8" if len(blocks) == 8 else (" ".join(blocks) or "-")
-    return [c.name, status, f"{c.rows_failed}/{c.rows_total}", blocks_cell, fd, c.method,
-            ", ".join(c.verdicts) or "-"]
+    return [
+        c.name,
+        status,
+        f"{c.rows_failed}/{c.rows_total}",
+        blocks_cell,
+        fd,
+        c.method,
+        ", ".join(c.verdicts) or "-",
+    ]
 
 
 def _head(result: SelftestResult) -> str:
     cfg = result.config
-    return (f"gradcheck selftest: reference LSTM x_dim {cfg.x_dim}, hidden {cfg.hidden}, T {cfg.steps}, "
-            f"loss {cfg.loss}, seed {cfg.seed}, {cfg.dtype}, method {cfg.resolved_method}"
-            f"{'' if cfg.strict else ' (not strict: rows changed only through an attenuated error may pass)'}")
+    return (
+        f"gradcheck selftest: reference LSTM x_dim {cfg.x_dim}, hidden {cfg.hidden}, T {cfg.steps}, "
+        f"loss {cfg.loss}, seed {cfg.seed}, {cfg.dtype}, method {cfg.resolved_method}"
+        f"{'' if cfg.strict else ' (not strict: rows changed only through an attenuated error may pass)'}"
+    )
 
 
 def _table(result: SelftestResult, tablefmt: str) -> str:
     from tabulate import tabulate
 
-    return tabulate([_cells(c) for c in result.cases], headers=HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    return tabulate(
+        [_cells(c) for c in result.cases], headers=HEADERS, tablefmt=tablefmt, disable_numparse=True
+    )
 
 
 def text(result: SelftestResult) -> str:
@@ -263,8 +330,10 @@ def text(result: SelftestResult) -> str:
         parts.append("\n".join(misses))
     weak = [f"{c.name}: {', '.join(c.not_flagged)}" for c in result.cases if c.not_flagged]
     if weak:
-        parts.append("changed only through an error attenuated below the tolerance (allowed when not strict):\n  "
-                     + "\n  ".join(weak))
+        parts.append(
+            "changed only through an error attenuated below the tolerance (allowed when not strict):\n  "
+            + "\n  ".join(weak)
+        )
     if result.demo:
         parts.append(result.demo.line())
     parts.append(result.verdict())
@@ -275,8 +344,10 @@ def markdown(result: SelftestResult) -> str:
     """``reports/selftest.md``: the same content, plus each mutant's derivation of its expected rows."""
     lines = ["# gradcheck selftest", "", _head(result), "", _table(result, "github"), "", "## Mutants", ""]
     for c in result.cases[1:]:
-        lines.append(f"- **{c.name}** ({c.variant} variant): {c.description}. Expected: {c.why} "
-                     f"Flagged: {', '.join(c.failing_rows) or 'nothing'}.")
+        lines.append(
+            f"- **{c.name}** ({c.variant} variant): {c.description}. Expected: {c.why} "
+            f"Flagged: {', '.join(c.failing_rows) or 'nothing'}."
+        )
     misses = [f"- {c.name}: {p}" for c in result.cases for p in c.problems]
     if misses:
         lines += ["", "## Mismatches", "", *misses]

@@ -23,8 +23,14 @@ FILE_NAMES = {"json": "gradcheck.json", "junit": "gradcheck.xml", "markdown": "g
 FLAGS = {"json": "--json", "junit": "--junit", "markdown": "--markdown"}
 
 
-def report_paths(*, report_dir: str | None = DEFAULT_DIR, no_reports: bool = False, json: str | None = None,
-                 junit: str | None = None, markdown: str | None = None) -> dict[str, str]:
+def report_paths(
+    *,
+    report_dir: str | None = DEFAULT_DIR,
+    no_reports: bool = False,
+    json: str | None = None,
+    junit: str | None = None,
+    markdown: str | None = None,
+) -> dict[str, str]:
     """``{"json"|"junit"|"markdown": path}`` for the files to write, after checking that each can be written."""
     explicit = {"json": json, "junit": junit, "markdown": markdown}
     if report_dir is not None and not str(report_dir).strip():
@@ -52,7 +58,7 @@ def check_path(path: str, flag: str) -> None:
     if os.path.isdir(path):
         raise UsageError(f"{flag}: {path!r} is a directory, expected a file path")
     parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):        # the nearest existing ancestor must be a writable directory
+    while not os.path.exists(parent):  # the nearest existing ancestor must be a writable directory
         up = os.path.dirname(parent)
         if up == parent:
             break

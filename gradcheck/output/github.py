@@ -38,8 +38,10 @@ def annotations(report: Report, *, cap: int = ANNOTATION_CAP, report_hint: str |
         lines.append(f"::error title={escape_property('gradcheck: ' + r.label)}::{escape_data(msg)}")
     if len(bad) > cap:
         where = f" (see {report_hint})" if report_hint else ""
-        lines.append(f"::notice title={escape_property('gradcheck')}::"
-                     f"{escape_data(f'{len(bad) - cap} more failing rows not annotated{where}')}")
+        lines.append(
+            f"::notice title={escape_property('gradcheck')}::"
+            f"{escape_data(f'{len(bad) - cap} more failing rows not annotated{where}')}"
+        )
     return lines
 
 
@@ -51,7 +53,9 @@ def github(report: Report, *, environ, annotation_stream, warn, report_hint: str
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(markdown(report, fold_after=FOLD_ROWS) + "\n")
         except OSError as exc:
-            warn(f"gradcheck: warning: cannot append to GITHUB_STEP_SUMMARY {summary!r}: {exc.strerror or exc}")
+            warn(
+                f"gradcheck: warning: cannot append to GITHUB_STEP_SUMMARY {summary!r}: {exc.strerror or exc}"
+            )
     if environ.get("GITHUB_ACTIONS") == "true":
         for line in annotations(report, report_hint=report_hint):
             print(line, file=annotation_stream)

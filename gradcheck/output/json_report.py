@@ -8,6 +8,7 @@ import platform
 
 from ..report import Report
 
+
 def versions() -> dict:
     """The library versions a report was made with (read from the environment, not from the check)."""
     out = {"python": platform.python_version()}
@@ -33,7 +34,7 @@ def jsonable(obj):
         return [jsonable(v) for v in obj]
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
         return obj
-    if hasattr(obj, "tolist"):           # numpy scalar or array
+    if hasattr(obj, "tolist"):  # numpy scalar or array
         return jsonable(obj.tolist())
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)

@@ -23,15 +23,29 @@ def junit(report: Report, *, suite: str = "gradcheck") -> str:
     rows = report.rows
     failures = sum(1 for r in rows if not r.passed)
     total_time = sum(v for v in report.timings.values() if isinstance(v, (int, float)) and math.isfinite(v))
-    ts = ET.Element("testsuite", name=suite, errors="0", failures=str(failures), skipped="0",
-                    tests=str(len(rows)), time=f"{total_time:.3f}")
+    ts = ET.Element(
+        "testsuite",
+        name=suite,
+        errors="0",
+        failures=str(failures),
+        skipped="0",
+        tests=str(len(rows)),
+        time=f"{total_time:.3f}",
+    )
     props = ET.SubElement(ts, "properties")
-    pairs = [("seed", report.seed), ("method", report.method), ("model", report.model),
-             *((k, v) for k, v in (("model_spec", report.model_spec), ("rerun", report.rerun)) if v is not None),
-             ("passed", str(report.passed).lower()), ("verdict", report.verdict())]
+    pairs = [
+        ("seed", report.seed),
+        ("method", report.method),
+        ("model", report.model),
+        *((k, v) for k, v in (("model_spec", report.model_spec), ("rerun", report.rerun)) if v is not None),
+        ("passed", str(report.passed).lower()),
+        ("verdict", report.verdict()),
+    ]
     pairs += [(f"settings.{k}", v) for k, v in report.settings.items()]
     if report.first_bad_step:
-        pairs.append(("first_bad_step", f"{report.first_bad_step.get('name')} at t={report.first_bad_step.get('t')}"))
+        pairs.append(
+            ("first_bad_step", f"{report.first_bad_step.get('name')} at t={report.first_bad_step.get('t')}")
+        )
     for name, value in pairs:
         value = str(value).lower() if isinstance(value, bool) else value
         ET.SubElement(props, "property", name=_x(name), value=_x(value))
@@ -39,10 +53,15 @@ def junit(report: Report, *, suite: str = "gradcheck") -> str:
         classname = f"{suite}.{r.kind}" if r.kind == "param" else f"{suite}.{r.kind}.{r.name}"
         tc = ET.SubElement(ts, "testcase", classname=_x(classname), name=_x(r.label))
         tp = ET.SubElement(tc, "properties")
-        for name, value in (("max_abs_err", sci(r.max_abs_err)), ("max_rel_err", sci(r.max_rel_err)),
-                            ("worst_index", index_str(r.worst_index)), ("analytic", sci(r.analytic)),
-                            ("numeric", sci(r.numeric)), ("tolerance", sci(r.tolerance)),
-                            ("checked", r.checked)):
+        for name, value in (
+            ("max_abs_err", sci(r.max_abs_err)),
+            ("max_rel_err", sci(r.max_rel_err)),
+            ("worst_index", index_str(r.worst_index)),
+            ("analytic", sci(r.analytic)),
+            ("numeric", sci(r.numeric)),
+            ("tolerance", sci(r.tolerance)),
+            ("checked", r.checked),
+        ):
             ET.SubElement(tp, "property", name=name, value=_x(value))
         if not r.passed:
             body = [failure_message(r), "analytic = the model's gradient, numeric = finite differences"]

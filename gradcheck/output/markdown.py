@@ -24,19 +24,35 @@ def markdown(report: Report, *, fold_after: int | None = None) -> str:
     """
     status = "PASS" if report.passed else "FAIL"
     s = report.settings
-    out = [f"## gradcheck: {status}", "",
-           f"Model {md_escape(report.model)}"
-           f"{'' if report.model_spec is None else ' from ' + code_span(report.model_spec)}; method {md_escape(report.method)}, {md_escape(s.get('dtype', '?'))}, "
-           f"eps {sci(s.get('eps'))}, rtol {sci(s.get('rtol'))}, atol {sci(s.get('atol'))}, seed {report.seed}. "
-           f"*analytic* = the model's gradient, *numeric* = finite differences.", ""]
+    out = [
+        f"## gradcheck: {status}",
+        "",
+        f"Model {md_escape(report.model)}"
+        f"{'' if report.model_spec is None else ' from ' + code_span(report.model_spec)}; method {md_escape(report.method)}, {md_escape(s.get('dtype', '?'))}, "
+        f"eps {sci(s.get('eps'))}, rtol {sci(s.get('rtol'))}, atol {sci(s.get('atol'))}, seed {report.seed}. "
+        f"*analytic* = the model's gradient, *numeric* = finite differences.",
+        "",
+    ]
     rows = report.worst_first()
     full = rows_table(rows, tablefmt="pipe", escape=md_escape, colalign=ALIGN)
     if fold_after is not None and len(rows) > fold_after:
         bad = [r for r in rows if not r.passed]
         if bad:
-            out += [f"Failing rows ({len(bad)}):", "",
-                    rows_table(bad, tablefmt="pipe", escape=md_escape, colalign=ALIGN), ""]
-        out += ["<details>", f"<summary>All {len(rows)} rows, worst first</summary>", "", full, "", "</details>", ""]
+            out += [
+                f"Failing rows ({len(bad)}):",
+                "",
+                rows_table(bad, tablefmt="pipe", escape=md_escape, colalign=ALIGN),
+                "",
+            ]
+        out += [
+            "<details>",
+            f"<summary>All {len(rows)} rows, worst first</summary>",
+            "",
+            full,
+            "",
+            "</details>",
+            "",
+        ]
     else:
         out += [full, ""]
     det = details(report)

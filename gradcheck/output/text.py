@@ -12,8 +12,17 @@ from tabulate import tabulate
 
 from ..report import Report, Row, spell
 
-HEADERS = ["status", "row", "max abs err", "max rel err", "err/tol", "worst index", "analytic", "numeric",
-           "checked"]
+HEADERS = [
+    "status",
+    "row",
+    "max abs err",
+    "max rel err",
+    "err/tol",
+    "worst index",
+    "analytic",
+    "numeric",
+    "checked",
+]
 # The same columns, stating plainly which side is which (assertion messages, Markdown).
 PLAIN_HEADERS = HEADERS[:6] + ["analytic (model's gradient)", "numerical (finite differences)", "checked"]
 ALIGN = ["left", "left"] + ["right"] * 7
@@ -39,12 +48,22 @@ def index_str(index: list[int]) -> str:
 
 
 def row_cells(r: Row) -> list[str]:
-    return ["ok" if r.passed else "FAIL", r.label, sci(r.max_abs_err), sci(r.max_rel_err), sci(r.ratio),
-            index_str(r.worst_index), sci(r.analytic), sci(r.numeric), str(r.checked)]
+    return [
+        "ok" if r.passed else "FAIL",
+        r.label,
+        sci(r.max_abs_err),
+        sci(r.max_rel_err),
+        sci(r.ratio),
+        index_str(r.worst_index),
+        sci(r.analytic),
+        sci(r.numeric),
+        str(r.checked),
+    ]
 
 
-def rows_table(rows: list[Row], *, tablefmt: str = "simple", headers=HEADERS, escape=None,
-               colalign=None) -> str:
+def rows_table(
+    rows: list[Row], *, tablefmt: str = "simple", headers=HEADERS, escape=None, colalign=None
+) -> str:
     """A tabulate table of ``rows`` in the given order (every cell a pre-formatted string: no number parsing).
     Right-aligned unless ``colalign`` says otherwise."""
     cells = [row_cells(r) for r in rows]
@@ -93,9 +112,11 @@ def details(report: Report) -> list[str]:
 def headline(report: Report) -> str:
     """The settings line: model, method, dtype, step, tolerances, and which side is which."""
     s = report.settings
-    return (f"gradcheck: {report.model}; method {report.method}, {s.get('dtype', '?')}, eps {sci(s.get('eps'))}, "
-            f"rtol {sci(s.get('rtol'))}, atol {sci(s.get('atol'))}; analytic = the model's gradient, "
-            f"numeric = finite differences")
+    return (
+        f"gradcheck: {report.model}; method {report.method}, {s.get('dtype', '?')}, eps {sci(s.get('eps'))}, "
+        f"rtol {sci(s.get('rtol'))}, atol {sci(s.get('atol'))}; analytic = the model's gradient, "
+        f"numeric = finite differences"
+    )
 
 
 def is_terminal(stream) -> bool:
@@ -131,6 +152,8 @@ def failure_message(r: Row) -> str:
     """One line: the worst entry, analytic and numeric values, the error and the tolerance."""
     if r.note:
         return r.note
-    return (f"{r.label}: worst entry {index_str(r.worst_index)}: analytic {sci(r.analytic)} vs numeric "
-            f"{sci(r.numeric)}, |analytic - numeric| = {sci(r.max_abs_err)} > tolerance {sci(r.tolerance)} "
-            f"(max rel err {sci(r.max_rel_err)}, err/tol {sci(r.ratio)})")
+    return (
+        f"{r.label}: worst entry {index_str(r.worst_index)}: analytic {sci(r.analytic)} vs numeric "
+        f"{sci(r.numeric)}, |analytic - numeric| = {sci(r.max_abs_err)} > tolerance {sci(r.tolerance)} "
+        f"(max rel err {sci(r.max_rel_err)}, err/tol {sci(r.ratio)})"
+    )
