@@ -219,3 +219,79 @@ def test_the_documented_pyproject_example_is_valid(tmp_path):
     (tmp_path / "pyproject.toml").write_text(block)
     args = parsed()
     assert args.model == "mypkg.lstm:make_model" and args.method == "richardson" and args.seed == 3
+
+
+# ------------------------------------------------------------------------------- settings reach --model
+
+
+FACTORIES = """
+from user_models import UserLSTM
+seen = {}
+
+def sized(x_dim=3, hidden=4, steps=3, seed=0, dtype="float64"):
+    seen.update(x_dim=x_dim, hidden=hidden, steps=steps, seed=seed, dtype=dtype)
+    return UserLSTM(x_dim, hidden, steps, seed)
+
+def fixed():
+    return UserLSTM(3, 4, 3)
+"""
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).parent / "user_models.py", tmp_path / "user_models.py")
+    (tmp_path / "cfg_models.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("cfg_models", "user_models"):
+        sys.modules.pop(name, None)
+    yield
+    sys.modules.pop("cfg_models", None)
+
+
+@pytest.mark.parametrize("source", ["pyproject", "environment", "command line"])
+def test_size_settings_reach_the_factory_from_every_source(tmp_path, monkeypatch, factories, source, capsys):
+    argv = ["run", "--model", "cfg_models:sized", "--no-reports"]
+    if source == "pyproject":
+        pyproject(tmp_path, "hidden = 2\nsteps = 2\ndtype = 'float32'\n")
+    elif source == "environment":
+        monkeypatch.setenv("GRADCHECK_HIDDEN", "2")
+        monkeypatch.setenv("GRADCHECK_STEPS", "2")
+        monkeypatch.setenv("GRADCHECK_DTYPE", "float32")
+    else:
+        argv += ["--hidden", "2", "--steps", "2", "--dtype", "float32"]
+    assert cli.main(argv) == 0
+    import cfg_models
+
+    assert (cfg_models.seen["hidden"], cfg_models.seen["steps"], cfg_models.seen["dtype"]) == (
+        2,
+        2,
+        "float32",
+    )
+    out = capsys.readouterr().out
+    assert "reproduce: gradcheck run --model cfg_models:sized --hidden 2 --steps 2 --dtype float32" in out
+    assert "--seed" not in out.split("reproduce:")[1]  # the factory was not given a seed: none is promised
+
+
+@pytest.mark.parametrize(
+    "setup, named",
+    [
+        (lambda tmp, mp: pyproject(tmp, "hidden = 2\n"), "hidden (from [tool.gradcheck] of"),
+        (lambda tmp, mp: mp.setenv("GRADCHECK_DTYPE", "float32"), "dtype (from environment GRADCHECK_DTYPE)"),
+        (lambda tmp, mp: None, "variant (from the command line)"),
+    ],
+)
+def test_a_setting_the_factory_does_not_take_is_a_usage_error_naming_it(
+    tmp_path, monkeypatch, factories, capsys, setup, named
+):
+    setup(tmp_path, monkeypatch)
+    argv = ["run", "--model", "cfg_models:fixed", "--no-reports"]
+    if "command line" in named:
+        argv += ["--variant", "tanh"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "cfg_models:fixed does not accept" in err
+    assert not (tmp_path / "reports").exists()

@@ -78,7 +78,13 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str] | None):
     for warning in cfg.warnings:
         print(warning, file=sys.stderr)
     config.apply(run_parser, cfg)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.config_sources = {dest: _source_words(src) for dest, src in cfg.sources.items()}
+    return args
+
+
+def _source_words(source: str) -> str:
+    return f"environment {source}" if source.startswith("GRADCHECK_") else f"[tool.gradcheck] of {source}"
 
 
 def cmd_demo(args) -> int:
@@ -101,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "run":
             args = apply_config(parser, argv)
-            args.model_config_given = given_on_command_line(argv, CONFIG_KEYS) if args.model else set()
+            typed = given_on_command_line(argv, CONFIG_KEYS) if args.model else set()
+            configured = {k: v for k, v in args.config_sources.items() if k in CONFIG_KEYS}
+            args.model_config_given = (
+                {**configured, **{k: "the command line" for k in typed}} if args.model else {}
+            )
         return COMMANDS[args.command](args)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -36,6 +36,8 @@ from ..options import METHODS
 from .argtypes import positive_int, seed_int
 from .loading import CONFIG_KEYS, accepted_keys, build_model, flag, load_factory
 
+SEARCHED = tuple(k for k in CONFIG_KEYS if k != "dtype")  # the configuration keywords fuzz varies
+
 
 def reference_factory(
     *,
@@ -98,7 +100,7 @@ def _strategy(keys, *, max_x_dim, max_hidden, max_steps, max_seed, variants, los
         "loss": st.sampled_from(losses),
         "seed": st.integers(0, max_seed),
     }
-    return st.fixed_dictionaries({k: pieces[k] for k in CONFIG_KEYS if k in keys})
+    return st.fixed_dictionaries({k: pieces[k] for k in SEARCHED if k in keys})
 
 
 def fuzz(
@@ -120,7 +122,7 @@ def fuzz(
     ``variants``, ``losses``: the values to draw (default: all of the reference's, the full loss first, since
     shrinking goes towards the first: with it every unit receives gradient).
 
-    Raises :class:`UsageError` for a factory that accepts none of :data:`CONFIG_KEYS` or bad bounds, and
+    Raises :class:`UsageError` for a factory that accepts none of :data:`SEARCHED` or bad bounds, and
     :class:`gradcheck.ProtocolError` when what the factory returns is not a model (checked at the smallest configuration).
     """
     from lstm_ref.model import LOSSES, VARIANTS
@@ -134,10 +136,10 @@ def fuzz(
     )
     factory = reference_factory if factory is None else factory
     name = spec or getattr(factory, "__name__", "factory")
-    keys = accepted_keys(factory)
+    keys = tuple(k for k in accepted_keys(factory) if k in SEARCHED)
     if not keys:
         raise UsageError(
-            f"{name} accepts none of the configuration keywords {', '.join(CONFIG_KEYS)}: "
+            f"{name} accepts none of the configuration keywords {', '.join(SEARCHED)}: "
             "there is nothing to fuzz (see gradcheck fuzz --help for the factory convention)"
         )
     counter = {"n": 0}

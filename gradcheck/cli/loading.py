@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..errors import ModelError, UsageError
 
-CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss")
+CONFIG_KEYS = ("x_dim", "hidden", "steps", "seed", "variant", "loss", "dtype")
 
 
 def flag(key: str) -> str:
@@ -60,14 +60,20 @@ def load_factory(spec: str) -> Callable:
     return factory
 
 
-def build_model(factory: Callable, config: dict, *, name: str = "factory"):
-    """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError."""
+def build_model(factory: Callable, config: dict, *, name: str = "factory", sources: dict | None = None):
+    """Call ``factory(**config)``; the factory must accept every key given. Its own exceptions -> ModelError.
+
+    ``sources``: where each setting came from (``{"hidden": "GRADCHECK_HIDDEN"}``), named in the usage error when
+    the factory does not take it.
+    """
     accepted = accepted_keys(factory)
     refused = [k for k in config if k not in accepted]
     if refused:
+        sources = sources or {}
+        said = ", ".join(f"{k} (from {sources[k]})" if k in sources else k for k in refused)
         raise UsageError(
-            f"{name} does not accept {', '.join(refused)} (it accepts {', '.join(accepted) or 'none of'} "
-            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those flags or add the keyword arguments"
+            f"{name} does not accept {said} (it accepts {', '.join(accepted) or 'none of'} "
+            f"{'' if accepted else ', '.join(CONFIG_KEYS)}); drop those settings or add the keyword arguments"
         )
     try:
         return factory(**config)

@@ -108,23 +108,32 @@ def add_parser(subparsers) -> None:
     add_speed_arguments(run)
 
 
-def load_model(spec: str, config: dict | None = None):
-    """``MODULE:FACTORY`` -> ``FACTORY(**config)`` (no arguments without config). Usage errors: UsageError."""
+def load_model(spec: str, config: dict | None = None, sources: dict | None = None):
+    """``MODULE:FACTORY`` -> ``(FACTORY(**config), config passed)`` (no arguments without config).
+
+    ``seed`` is passed only when the factory takes it (it is also the checker's seed). ``sources``: where each
+    setting came from, named in the usage error when the factory does not take one.
+    """
     try:
         factory = load_factory(spec)
         config = dict(config or {})
         if "seed" in config and "seed" not in accepted_keys(factory):
-            del config["seed"]  # --seed is also the report's seed: forwarded only when accepted
-        return build_model(factory, config, name=spec)
+            del config["seed"]
+        return build_model(factory, config, name=spec, sources=sources), config
     except UsageError as exc:
         raise UsageError(f"gradcheck run: {exc}") from None
 
 
 def make_model(args):
-    """The model to check: ``--model`` (with the size flags given on the command line) or the reference."""
+    """The model to check: ``--model`` (with the size settings given on the command line, in the environment
+    or in pyproject.toml, as the factory's keyword arguments; ``args.model_config`` records what was passed)
+    or the reference."""
     if args.model:
-        given = getattr(args, "model_config_given", set())
-        return load_model(args.model, {k: getattr(args, k) for k in CONFIG_KEYS if k in given})
+        given = getattr(args, "model_config_given", {})
+        model, args.model_config = load_model(
+            args.model, {k: getattr(args, k) for k in CONFIG_KEYS if k in given}, given
+        )
+        return model
     from ..lstm.reference import ReferenceLSTM
 
     return ReferenceLSTM(
@@ -208,27 +217,26 @@ RERUN_KEYS = (
 
 
 def rerun_command(args) -> str:
-    """A ``gradcheck run`` command line that reproduces this check: the model, every setting that differs from
-    the built-in default (wherever it came from: command line, environment, pyproject.toml), and the seed where
-    it matters (the reference's problem, a factory that takes it, the screen's directions, sampled entries)."""
+    """A ``gradcheck run`` command line that reproduces this check: the model and the settings passed to its
+    factory, every other setting that differs from the built-in default (wherever it came from: command line,
+    environment, pyproject.toml), and the seed where it matters (the reference's problem, a factory that takes
+    it, the screen's directions, sampled entries); never a seed the factory does not take when nothing else
+    draws."""
     defaults = _defaults()
     parts = ["gradcheck", "run"]
-    keys = list(RERUN_KEYS)
+    passed = getattr(args, "model_config", {}) if args.model else {}
     if args.model:
         parts += ["--model", args.model]
-        given = getattr(args, "model_config_given", set())
-        keys = [k for k in keys if k not in CONFIG_KEYS or k in given]
-    for key in keys:
+        parts += [
+            arg for k in CONFIG_KEYS if k in passed and k != "seed" for arg in (flag(k), str(passed[k]))
+        ]
+    for key in RERUN_KEYS:
+        if args.model and key in CONFIG_KEYS:
+            continue
         value = getattr(args, key, None)
         if value is not None and value != defaults.get(key):
             parts += [flag(key), str(value)]
-    seeded = (
-        not args.model
-        or "seed" in getattr(args, "model_config_given", set())
-        or args.mode != "full"
-        or args.sample is not None
-    )
-    if seeded:
+    if not args.model or "seed" in passed or args.mode != "full" or args.sample is not None:
         parts += ["--seed", str(args.seed)]
     return shlex.join(parts)
 
