@@ -18,7 +18,9 @@ from . import finite_diff as fd
 from .analytic import Analytic, read_analytic
 from .diagnose import diagnose as diagnose_row
 from .fast import screen
+from .fast.cost import full_check_cost
 from .fast.speed import Speed, open_evaluator
+from .options import AUTO
 from .plan import Plan, make_plan
 from .protocol import inspect_model
 from .report import Report, Row, first_bad_step
@@ -36,7 +38,8 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     seed: int = 0,
-    mode: str = "full",
+    mode: str = "auto",
+    budget: float | None = None,
     directions: int = 16,
     sample: int | None = None,
     blocks=None,
@@ -49,20 +52,24 @@ def check(
     ``method``: "central", "richardson", "complex" (models declaring "complex") or "auto" (central; complex
     step for "complex" models in float32 or when screening). ``eps``: the base step (default per method and
     dtype); ``rtol``/``atol``: the tolerance (:mod:`gradcheck.tolerance`); ``seed``: every random draw.
-    ``mode``: "full" (every entry) or "screen" (``directions`` random directions per row; failing or
-    near-threshold rows re-checked in full). ``sample``: check N random entries per row. ``blocks``: names of
+    ``mode``: "full" (every entry), "screen" (``directions`` random directions per row; failing or near-threshold
+    rows re-checked in full) or "auto" (full when its estimated cost fits ``budget`` seconds, default 10, else
+    screen). ``sample``: check N random entries per row. ``blocks``: names of
     parameters and states to check. ``diagnose``: re-check failing rows at several steps. ``progress(n)``: called
-    after every n loss evaluations. ``speed``: the keywords of :class:`gradcheck.fast.speed.Speed` (batched,
+    after every n loss evaluations (and ``progress.start(evaluations, seconds, budget)``, if it has one, once
+    before: the full check's evaluations and estimated seconds, None in screen mode). ``speed``: the keywords of :class:`gradcheck.fast.speed.Speed` (batched,
     batch, executor, workers, scheduler, evaluator). Raises ProtocolError (usage) and ModelError (the model
     raised).
     """
     clock = _Clock()
     spec = inspect_model(model)
-    plan = make_plan(spec, method, eps, rtol, atol, seed, mode, directions, sample, blocks, diagnose)
+    plan = make_plan(spec, method, eps, rtol, atol, seed, mode, budget, directions, sample, blocks, diagnose)
     grads = read_analytic(model, spec)
     todo = targets(spec, grads.state_shapes, plan.blocks)
+    speed = Speed.of(speed)
+    plan, cost = planned_mode(model, spec, grads, todo, plan, speed, progress)
     clock.lap("analytic")
-    with open_evaluator(model, spec, grads.state_shapes, plan, Speed.of(speed), progress) as (ev, evaluation):
+    with open_evaluator(model, spec, grads.state_shapes, plan, speed, progress) as (ev, evaluation):
         screened = screen.screen_rows(ev, todo, spec.params, grads, plan) if plan.mode == "screen" else {}
         kept = {key: row for key, row in screened.items() if not screen.needs_full(row)}
         rng = np.random.default_rng([plan.seed, SAMPLE_STREAM]) if plan.sample is not None else None
@@ -72,7 +79,11 @@ def check(
             rows = [diagnosed(row, t, model, ev, spec, grads, plan) for row, t in zip(rows, todo)]
         clock.lap("diagnosis")
         evaluation["model_calls"] = getattr(ev, "calls", None)
-    settings = plan.settings() | {"evaluation": evaluation, "coverage": _coverage(rows, todo, kept, plan)}
+    settings = plan.settings() | {
+        "evaluation": evaluation,
+        "coverage": _coverage(rows, todo, kept, plan),
+        "cost": None if cost is None else cost.settings(),
+    }
     if plan.mode == "screen":
         settings["screen"] = screen.settings(plan, screened, kept)
     return Report(
@@ -83,8 +94,24 @@ def check(
         model=_describe(model),
         loss=float(np.real(grads.loss)),
         first_bad_step=first_bad_step(rows, list(grads.states)),
-        timings=clock.laps,
+        timings=clock.laps | ({} if cost is None else cost.timings()),
     )
+
+
+def planned_mode(model, spec, grads: Analytic, todo: list[Target], plan: Plan, speed: Speed, progress):
+    """``(plan, cost)``: mode "auto" resolved to "full" when the full check's estimated cost fits the budget, else
+    "screen"; the cost is estimated only when needed (mode "auto", or a progress callback with ``start``), and a
+    progress callback's ``start`` is told the total and the estimate of a full check (None when screening)."""
+    start = getattr(progress, "start", None)
+    if plan.mode != AUTO and not callable(start):
+        return plan, None
+    cost = full_check_cost(model, spec, grads.state_shapes, todo, plan.method, speed, plan.sample)
+    if plan.mode == AUTO:
+        plan = plan.with_mode("full" if cost.seconds <= plan.budget else "screen")
+    if callable(start):
+        full = plan.mode == "full"
+        start(cost.evaluations if full else None, cost.seconds if full else None, plan.budget)
+    return plan, cost
 
 
 def full_row(ev, target: Target, params: dict, grads: Analytic, plan: Plan, rng=None) -> Row:

@@ -14,7 +14,8 @@ from .errors import ProtocolError
 
 METHODS = ("central", "richardson", "complex")
 AUTO = "auto"  # central, except complex step for models that declare "complex" when float32 or screening
-MODES = ("full", "screen")
+MODES = ("auto", "full", "screen")  # auto: full when its estimated cost fits the budget, else screen
+BUDGET = 10.0  # seconds: the full check's estimated cost up to which mode "auto" checks every entry
 
 
 def choice(name: str, value, allowed) -> str:

@@ -144,7 +144,7 @@ def test_scheduler_without_dask_is_a_usage_error(monkeypatch, capsys):
         (["--directions", "0", "--mode", "screen"], "--directions"),
         (["--sample", "0"], "--sample"),
         (["--mode", "fast"], "--mode"),
-        (["--directions", "8"], "--mode screen"),
+        (["--mode", "full", "--directions", "8"], "--mode screen or auto"),
         (["--workers", "2", "--scheduler", "tcp://h:1"], "exclude"),
         (["--scheduler", " "], "--scheduler"),
     ],

@@ -179,7 +179,9 @@ def cmd(args) -> int:
     finally:
         if progress is not None:
             progress.close()
-    report = dataclasses.replace(report, hints="cli", model_spec=args.model, rerun=rerun_command(args))
+    report = dataclasses.replace(
+        report, hints="cli", model_spec=args.model, rerun=rerun_command(args, report.settings["mode"])
+    )
     rendered = {"json": json_text, "junit": junit, "markdown": markdown}
     texts = {kind: rendered[kind](report) for kind in {*paths, args.format} & rendered.keys()}
     try:
@@ -210,18 +212,17 @@ RERUN_KEYS = (
     "eps",
     "rtol",
     "atol",
-    "mode",
     "directions",
     "sample",
 )  # the settings that change the numbers (not the output, not the speed)
 
 
-def rerun_command(args) -> str:
+def rerun_command(args, mode: str) -> str:
     """A ``gradcheck run`` command line that reproduces this check: the model and the settings passed to its
     factory, every other setting that differs from the built-in default (wherever it came from: command line,
     environment, pyproject.toml), and the seed where it matters (the reference's problem, a factory that takes
     it, the screen's directions, sampled entries); never a seed the factory does not take when nothing else
-    draws."""
+    draws. ``mode``: the mode the check ran in (auto's choice depends on timing, so it is pinned)."""
     defaults = _defaults()
     parts = ["gradcheck", "run"]
     passed = getattr(args, "model_config", {}) if args.model else {}
@@ -236,7 +237,8 @@ def rerun_command(args) -> str:
         value = getattr(args, key, None)
         if value is not None and value != defaults.get(key):
             parts += [flag(key), str(value)]
-    if not args.model or "seed" in passed or args.mode != "full" or args.sample is not None:
+    parts += ["--mode", mode]
+    if not args.model or "seed" in passed or mode != "full" or args.sample is not None:
         parts += ["--seed", str(args.seed)]
     return shlex.join(parts)
 

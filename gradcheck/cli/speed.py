@@ -10,8 +10,8 @@ import argparse
 
 from ..errors import UsageError
 from ..fast.executors import DASK_HINT, dask_available
-from ..options import MODES
-from .argtypes import positive_int
+from ..options import BUDGET, MODES
+from .argtypes import positive_float, positive_int
 
 
 def _address(text: str) -> str:
@@ -29,16 +29,24 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--mode",
         choices=list(MODES),
-        default="full",
-        help="full: every entry (default); screen: K random directions per block and per (state, t), "
-        "failing or near-threshold rows re-checked in full",
+        default="auto",
+        help="auto (default): full when its estimated cost fits --budget, else screen; full: every entry; "
+        "screen: K random directions per block and per (state, t), failing or near-threshold rows "
+        "localised or re-checked in full",
+    )
+    g.add_argument(
+        "--budget",
+        type=positive_float,
+        metavar="SECONDS",
+        default=BUDGET,
+        help=f"the estimated full-check cost up to which --mode auto checks every entry (default {BUDGET:g})",
     )
     g.add_argument(
         "--directions",
         type=positive_int,
         default=16,
         metavar="K",
-        help="directions per row for --mode screen (default 16)",
+        help="directions per row when screening (default 16)",
     )
     g.add_argument(
         "--sample",
@@ -79,10 +87,11 @@ def speed_options(args) -> dict:
         )
     if args.scheduler is not None and not dask_available():
         raise UsageError(f"gradcheck run: --scheduler needs dask.distributed: {DASK_HINT}")
-    if args.directions != 16 and args.mode != "screen":
-        raise UsageError("gradcheck run: --directions only applies to --mode screen")
+    if args.directions != 16 and args.mode == "full":
+        raise UsageError("gradcheck run: --directions only applies when screening (--mode screen or auto)")
     return {
         "mode": args.mode,
+        "budget": args.budget,
         "directions": args.directions,
         "sample": args.sample,
         "batch": args.batch,
