@@ -16,7 +16,8 @@ from . import svg
 from .reportdata import RowView
 from .svg import esc
 
-MAP_WIDTH = 1000  # pixels the map's cells may take before they shrink to the minimum
+MAP_WIDTH = 940  # pixels the map's cells may take (with the labels, within the page's 1200) down to
+MIN_CELL = 6  # pixels a cell's width: longer runs scroll sideways
 BAR_WIDTH = 560
 
 
@@ -68,14 +69,14 @@ def time_step_map(rows: list[RowView], first_bad: tuple[str, int] | None) -> str
         words.append(f"First bad step (the latest time step whose state fails: going back in time, the error "
                      f"enters there): {first_bad[0]}, t={first_bad[1]}.")
     words.append(f"Largest err/tol: {worst.label}, {sci(worst.ratio)}.")
-    return (f'<figure class="map">{_map_svg(groups, first_bad)}{svg.legend()}'
+    return (f'<figure class="map"><div class="scroll">{_map_svg(groups, first_bad)}</div>{svg.legend()}'
             f"<figcaption>{esc(' '.join(words))}</figcaption>{_map_table(groups, first_bad)}</figure>")
 
 
 def _map_svg(groups, first_bad) -> str:
     steps = max(t for _, g in groups for t in g) + 1
     label_w = _label_width([head.block for head, _ in groups])
-    cw = min(max(MAP_WIDTH // steps, 10), 64)
+    cw = min(max(MAP_WIDTH // steps, MIN_CELL), 64)
     ch = 30 if len(groups) <= 10 else 20
     top = 44 if first_bad else 24
     width = max(label_w + steps * cw + 12, 360)
@@ -96,7 +97,7 @@ def _map_svg(groups, first_bad) -> str:
                 outline = _outline(label_w + t * cw, y, cw, ch, width, first_bad)
     body.append(svg.text(label_w, height - 8, "time step t \u2192", cls="axis-title"))
     title = "Time-step map: err/tol of every state and time-indexed input at every time step"
-    return svg.figure_svg(width, height, "".join(body) + outline, ident="map", title=title,
+    return svg.figure_svg(width, height, "".join(body) + outline, ident="map-svg", title=title,
                           desc="Rows: states and inputs; columns: time steps t; colour: log10 err/tol on the "
                                "fixed scale below; a cross marks a failing cell; the first bad step is outlined.")
 
@@ -176,7 +177,7 @@ def block_bars(rows: list[RowView]) -> str:
     one = axis.at_log(0)
     body += [svg.line(one, top - 8, one, bottom + 4, cls="one"),
              svg.text(one, top - 12, "err/tol = 1 (tolerance)", anchor="middle", cls="small")]
-    figure = svg.figure_svg(label_w + BAR_WIDTH + 24, bottom + 40, "".join(body), ident="bars",
+    figure = svg.figure_svg(label_w + BAR_WIDTH + 24, bottom + 40, "".join(body), ident="bars-svg",
                             title="Block bars: err/tol of every parameter block",
                             desc=f"One bar per parameter block on a log axis ({span}); the vertical line is "
                                  "err/tol = 1; a cross marks a failing block.")
@@ -188,8 +189,10 @@ def _bar(r: RowView, axis: svg.LogAxis, y: float, h: float, label_w: float) -> s
     fill = svg.colour(r.ratio)
     parts = [svg.el("title", None, esc(_row_title(r))),
              svg.text(label_w - 8, y + h / 2 + 4, r.block, anchor="end", cls="row-label")]
-    if r.ratio != r.ratio:
-        parts.append(svg.text(axis.p0 + 4, y + h / 2 + 4, "NaN (no comparison)", cls="value"))
+    if r.ratio != r.ratio:  # no bar: a NaN has no length
+        if not r.passed:
+            parts.append(svg.cross(axis.p0 + 8, y + h / 2, 4.5, "#000000"))
+        parts.append(svg.text(axis.p0 + 18, y + h / 2 + 4, "NaN (no comparison)", cls="value"))
     else:
         end = axis.pos(r.ratio)
         parts.append(svg.rect(axis.p0, y, end - axis.p0, h, fill=fill, cls="bar"))
