@@ -75,9 +75,10 @@ def time_step_map(rows: list[RowView], first_bad: tuple[str, int] | None) -> str
 
 def _map_svg(groups, first_bad) -> str:
     steps = max(t for _, g in groups for t in g) + 1
-    label_w = _label_width([head.block for head, _ in groups])
-    cw = min(max(MAP_WIDTH // steps, MIN_CELL), 64)
-    ch = 30 if len(groups) <= 10 else 20
+    labels = [head.block + ("" if head.kind in ("state", "param") else f" ({head.kind})") for head, _ in groups]
+    label_w = _label_width(labels)
+    cw = min(max(MAP_WIDTH // steps, MIN_CELL), 80)
+    ch = 32 if len(groups) <= 8 else 20
     top = 44 if first_bad else 24
     width = max(label_w + steps * cw + 12, 360)
     height = top + len(groups) * ch + 28
@@ -89,8 +90,7 @@ def _map_svg(groups, first_bad) -> str:
     outline = ""
     for k, (head, g) in enumerate(groups):
         y = top + k * ch
-        kind = "" if head.kind in ("state", "param") else f" ({head.kind})"
-        body.append(svg.text(label_w - 8, y + ch / 2 + 4, head.block + kind, anchor="end", cls="row-label"))
+        body.append(svg.text(label_w - 8, y + ch / 2 + 4, labels[k], anchor="end", cls="row-label"))
         for t, r in sorted(g.items()):
             body.append(_map_cell(r, label_w + t * cw, y, cw, ch))
             if first_bad and head.kind == "state" and (r.name, r.t) == first_bad and head.part is None:
@@ -221,7 +221,7 @@ def step_curve(r: RowView, k: int, *, eps: float | None = None) -> str:
     tol = _float(diag.get("tolerance", r.get("tolerance")))
     cs = _float(diag.get("complex_step_error"))
     verdict = diag.get("verdict", "no verdict")
-    w, h, x0, x1, y0, y1 = 330.0, 236.0, 62.0, 316.0, 34.0, 190.0
+    w, h, x0, x1, y0, y1 = 284.0, 236.0, 62.0, 272.0, 34.0, 190.0
     xa = svg.LogAxis.around(steps, x0, x1)
     ya = svg.LogAxis.around(errors + [v for v in (tol, cs) if v is not None], y1, y0, pad=0.15)
     body = [svg.text(8, 16, f"{r.label}: {verdict}", cls="curve-title")]
@@ -234,7 +234,7 @@ def step_curve(r: RowView, k: int, *, eps: float | None = None) -> str:
         body += _hline(ya, cs, x0, x1, "cs", f"complex step {sci(cs)}")
     if eps and xa.lo <= math.log10(eps) <= xa.hi:
         body.append(svg.line(xa.pos(eps), y0, xa.pos(eps), y1, cls="eps"))
-        body.append(svg.text(xa.pos(eps) + 3, y1 - 4, "eps", cls="small"))
+        body.append(svg.text(xa.pos(eps), y0 - 4, "eps", anchor="middle", cls="small"))
     cls = "wrong" if verdict == "wrong gradient" else "fd" if verdict == "finite-difference error" else "other"
     body.append(svg.el("polyline", {"class": f"curve {cls}", "fill": "none",
                                     "points": " ".join(f"{svg.num(x)},{svg.num(y)}" for x, y in coords)}))
@@ -278,8 +278,7 @@ def _hline(ya: svg.LogAxis, v: float, x0: float, x1: float, cls: str, words: str
 
 
 def _curve_caption(r: RowView, diag: dict, pts, tol, cs) -> str:
-    steps = "".join(f"<td>{esc(sci(s))}</td>" for s, _ in pts)
-    errors = "".join(f"<td>{esc(sci(e))}</td>" for _, e in pts)
+    rows = "".join(f"<tr><td>{esc(sci(s))}</td><td>{esc(sci(e))}</td></tr>" for s, e in pts)
     extra = f" Tolerance {sci(tol)}." if tol is not None else ""
     if cs is not None:
         extra += f" Complex step differs by {sci(cs)}."
@@ -289,6 +288,6 @@ def _curve_caption(r: RowView, diag: dict, pts, tol, cs) -> str:
     reason = diag.get("reason", "")
     return (f"<figcaption><strong>{esc(r.label)}</strong> ({'passes' if r.passed else 'fails'}, err/tol "
             f"{esc(sci(r.ratio))}, worst index {esc(index_str(r.get('worst_index') or []))}): "
-            f"{esc(diag.get('verdict', 'no verdict'))}: {esc(reason)}{esc(extra)}"
-            f'<table class="numbers small"><tbody><tr><th scope="row">step</th>{steps}</tr>'
-            f'<tr><th scope="row">error</th>{errors}</tr></tbody></table></figcaption>')
+            f"{esc(diag.get('verdict', 'no verdict'))}: {esc(reason.rstrip('.'))}.{esc(extra)}"
+            '<table class="numbers small"><thead><tr><th scope="col">step</th><th scope="col">|analytic - '
+            f"numeric|</th></tr></thead><tbody>{rows}</tbody></table></figcaption>")

@@ -48,13 +48,17 @@ polyline.curve { stroke-width: 2; }
 .curve.fd { stroke: #2166ac; } .point.fd { fill: #2166ac; }
 .curve.other { stroke: #542788; } .point.other { fill: #542788; }
 .curves { display: flex; flex-wrap: wrap; gap: 8px 18px; }
-.curves figure { width: 330px; margin: 0; }
+.curves figure { width: 284px; margin: 0; }
 table { border-collapse: collapse; font-size: 13px; margin: 4px 0; }
 th, td { border: 1px solid #d6d6d6; padding: 2px 6px; text-align: right; vertical-align: top; }
+td { white-space: nowrap; }
+td.text { white-space: normal; }
 th[scope="row"], td.text, caption, table.cases th { text-align: left; }
 caption { font-weight: 600; padding: 2px 0; }
 tr.fail td, td.fail { background: #fff0e0; }
 table.small { font-size: 11px; }
+table.small td, table.small th { padding: 0 4px; }
+table.entries th:last-child { text-align: left; }
 .scroll { overflow-x: auto; }
 .kvs { display: flex; flex-wrap: wrap; gap: 6px 24px; align-items: flex-start; }
 .note { color: #444444; font-size: 13px; }
