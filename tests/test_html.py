@@ -1,18 +1,18 @@
 """The HTML report page: its figures' marks match the report's numbers, it parses, it is deterministic and
 self-contained, and bad input is a clear error.
 
-The SVG is read back the way a person reads it, not through the renderer's own functions: a cell's colour through
-the legend's swatches and tick labels, a bar's end and a curve's points through their axes' tick labels. Each of
-these readers is shown to fail on a page that does not match its report (a planted wrong number) beside the
-page that does.
+The SVG is read back the way a person reads it, not through the renderer's own functions: a cell's colour
+through the legend's swatches and tick labels, a bar's end and a curve's points through their axes' tick
+labels. Each of these readers is shown to fail on a page that does not match its report (a planted wrong
+number) beside the page that does.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
-import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -45,7 +45,7 @@ def failing():
 
 @pytest.fixture(scope="module")
 def step_error():
-    """A right gradient checked with far too large a step: failing rows whose verdict is finite-difference error."""
+    """A right gradient checked with far too large a step: rows that fail by finite-difference error."""
     return report_dict(gradcheck.ReferenceLSTM(3, 4, 5), method="central", eps=3e-2)
 
 
@@ -57,23 +57,48 @@ def edited(d: dict) -> dict:
     rows = d["rows"]
     state = next(r for r in rows if r["kind"] == "state")
     for t in range(5):
-        rows.append(dict(state, kind="input", name="x", t=t, passed=t != 1, ratio=3e2 if t == 1 else 10.0 ** -(t + 3),
-                         diagnosis=None))
+        rows.append(
+            dict(
+                state,
+                kind="input",
+                name="x",
+                t=t,
+                passed=t != 1,
+                ratio=3e2 if t == 1 else 10.0 ** -(t + 3),
+                diagnosis=None,
+            )
+        )
     wx = next(r for r in rows if r["name"] == "Wx")
     for k, part in enumerate("gifo"):
-        rows.append(dict(wx, part=part, passed=part != "f", ratio=4e3 if part == "f" else 2e-4 * (k + 1),
-                         diagnosis=None))
+        rows.append(
+            dict(
+                wx,
+                part=part,
+                passed=part != "f",
+                ratio=4e3 if part == "f" else 2e-4 * (k + 1),
+                diagnosis=None,
+            )
+        )
     bad = next(r for r in rows if r["name"] == "s" and r["t"] == 2)
-    bad["wrong_entries"] = [{"index": [0], "analytic": 0.5574, "numeric": 0.08112, "abs_err": 0.4763},
-                            {"index": [3], "analytic": -0.25, "numeric": -0.125, "abs_err": 0.125}]
+    bad["wrong_entries"] = [
+        {"index": [0], "analytic": 0.5574, "numeric": 0.08112, "abs_err": 0.4763},
+        {"index": [3], "analytic": -0.25, "numeric": -0.125, "abs_err": 0.125},
+    ]
     bad["diagnosis"]["tolerance"] = bad["tolerance"]
     good = next(r for r in rows if r["name"] == "h" and r["t"] == 3)
     good["zero"] = True
-    good["diagnosis"] = {"verdict": "finite-difference error", "reason": "a V: truncation then round-off",
-                         "steps": [1e-2, 1e-4, 1e-6, 1e-8, 1e-10], "max_errors": [1e-4, 1e-8, 1e-10, 1e-8, 1e-6]}
-    rows.append(dict(wx, name="c", passed=False, ratio="inf", note="param_grads['c'] is missing", diagnosis=None))
-    rows.append(dict(wx, name="d", passed=False, ratio="nan", note="the analytic gradient holds NaN",
-                     diagnosis=None))
+    good["diagnosis"] = {
+        "verdict": "finite-difference error",
+        "reason": "a V: truncation then round-off",
+        "steps": [1e-2, 1e-4, 1e-6, 1e-8, 1e-10],
+        "max_errors": [1e-4, 1e-8, 1e-10, 1e-8, 1e-6],
+    }
+    rows.append(
+        dict(wx, name="c", passed=False, ratio="inf", note="param_grads['c'] is missing", diagnosis=None)
+    )
+    rows.append(
+        dict(wx, name="d", passed=False, ratio="nan", note="the analytic gradient holds NaN", diagnosis=None)
+    )
     d["rerun"] = ["gradcheck", "run", "--model", "my_models:buggy_lstm", "--seed", "0"]
     d["model_spec"] = {"factory": "my_models:buggy_lstm", "kwargs": {"steps": 5}}
     return d
@@ -88,7 +113,7 @@ def ratio(r: dict) -> float:
     return float(r["ratio"])
 
 
-# ------------------------------------------------------------------------------------- reading the SVG back
+# -------------------------------------------------------------------------------------- reading the SVG back
 
 
 def xml(page: str) -> ET.Element:
@@ -119,8 +144,8 @@ def tick_value(s: str) -> float:
 
 
 def legend(root):
-    """``{fill: (lo, hi)}`` in log10(err/tol) read from the legend's swatches and tick labels, the scale's ends,
-    and the NaN colour."""
+    """``{fill: (lo, hi)}`` in log10(err/tol) read from the legend's swatches and tick labels, the scale's
+    ends, and the NaN colour."""
     leg = by_id(root, "legend")
     ticks = [(float(t.get("x")), tick_value(t.text)) for t in leg.iter("text") if "tick-label" in cls(t)]
     to_log = fit(ticks)
@@ -133,20 +158,23 @@ def legend(root):
             bins[r.get("fill")] = (min(lo, old[0]), max(hi, old[1]))
     texts = list(leg.iter("text"))
     nan_at = next(t for t in texts if t.text == "NaN")
-    nan_fill = min((r for r in leg.iter("rect") if "swatch" not in cls(r)),
-                   key=lambda r: abs(float(r.get("x")) - float(nan_at.get("x")))).get("fill")
+    nan_fill = min(
+        (r for r in leg.iter("rect") if "swatch" not in cls(r)),
+        key=lambda r: abs(float(r.get("x")) - float(nan_at.get("x"))),
+    ).get("fill")
     return bins, (ticks[0][1], ticks[-1][1]), nan_fill
 
 
 def clipped(x: float, ends) -> float:
-    if x != x:
+    if math.isnan(x):
         return x
     return min(max(math.log10(x) if x > 0 else -math.inf, ends[0]), ends[1])
 
 
 def assert_map_matches(page: str, d: dict) -> None:
-    """Every time-indexed row of ``d`` is one cell of the map: in its row and column (read from the labels), its
-    colour's legend range holding its err/tol, a cross exactly when it fails; the first bad step outlined."""
+    """Every time-indexed row of ``d`` is one cell of the map: in its row and column (read from the labels),
+    its colour's legend range holding its err/tol, a cross exactly when it fails; the first bad step
+    outlined."""
     root = xml(page)
     bins, ends, nan_fill = legend(root)
     m = by_id(root, "map-svg")
@@ -165,12 +193,13 @@ def assert_map_matches(page: str, d: dict) -> None:
         head = block if r["kind"] in ("state", "param") else f"{block} ({r['kind']})"
         assert abs(y + h / 2 - row_y[head]) < 0.5, f"{label(r)} is not beside its row label"
         want = clipped(ratio(r), ends)
-        if want != want:
+        if math.isnan(want):
             assert rect.get("fill") == nan_fill, f"{label(r)}: NaN drawn as {rect.get('fill')}"
         else:
             lo, hi = bins[rect.get("fill")]
             assert lo - 1e-6 <= want <= hi + 1e-6, (
-                f"{label(r)}: err/tol {r['ratio']} drawn in the legend's colour for 1e{lo:.2f}..1e{hi:.2f}")
+                f"{label(r)}: err/tol {r['ratio']} drawn in the legend's colour for 1e{lo:.2f}..1e{hi:.2f}"
+            )
         marked = any("mark" in cls(e) for e in g.iter("path"))
         assert marked == (not r["passed"]), f"{label(r)}: cross {marked} but passed {r['passed']}"
     outlines = [g for g in m.iter("g") if "first-bad" in cls(g)]
@@ -186,8 +215,8 @@ def assert_map_matches(page: str, d: dict) -> None:
 
 
 def assert_bars_match(page: str, d: dict) -> None:
-    """Every parameter block is a bar whose end, read on the axis's tick labels, is its err/tol (clipped to the
-    axis), with a cross exactly when it fails; the line at 1 stands at the tick labelled 1."""
+    """Every parameter block is a bar whose end, read on the axis's tick labels, is its err/tol (clipped to
+    the axis), with a cross exactly when it fails; the line at 1 stands at the tick labelled 1."""
     root = xml(page)
     bars = by_id(root, "bars-svg")
     ticks = [(float(t.get("x")), tick_value(t.text)) for t in bars.iter("text") if "tick-label" in cls(t)]
@@ -202,11 +231,13 @@ def assert_bars_match(page: str, d: dict) -> None:
         g = groups[label(r)]
         want = clipped(ratio(r), ends)
         bar = [e for e in g.iter("rect") if "bar" in cls(e)]
-        if want != want:
+        if math.isnan(want):
             assert not bar and any(t.text and t.text.startswith("NaN") for t in g.iter("text"))
         else:
             end = float(bar[0].get("x")) + float(bar[0].get("width"))
-            assert abs(to_log(end) - want) < 0.01, f"{label(r)}: bar ends at 1e{to_log(end):.3f}, expected {want}"
+            assert abs(to_log(end) - want) < 0.01, (
+                f"{label(r)}: bar ends at 1e{to_log(end):.3f}, expected {want}"
+            )
         marked = any("mark" in cls(e) for e in g.iter("path"))
         assert marked == (not r["passed"]), f"{label(r)}: cross {marked} but passed {r['passed']}"
 
@@ -214,9 +245,10 @@ def assert_bars_match(page: str, d: dict) -> None:
 def curve_rows(d: dict) -> list[dict]:
     """The rows that should have a curve: the failing ones with a sweep, worst first, and the worst passing
     one that has a sweep."""
+
     def key(r):
         x = ratio(r)
-        return (r["passed"], -(math.inf if x != x else x))
+        return (r["passed"], -(math.inf if math.isnan(x) else x))
 
     swept = sorted([r for r in d["rows"] if (r.get("diagnosis") or {}).get("steps")], key=key)
     return [r for r in swept if not r["passed"]] + [r for r in swept if r["passed"]][:1]
@@ -234,16 +266,24 @@ def assert_curves_match(page: str, d: dict) -> None:
         svg = next(fig.iter("svg"))
         assert next(svg.iter("title")).text == f"{label(r)}: {diag['verdict']}"
         xs = fit([(float(t.get("x")), tick_value(t.text)) for t in svg.iter("text") if "x-tick" in cls(t)])
-        ys = fit(sorted(((float(t.get("y")) - 4, tick_value(t.text)) for t in svg.iter("text")
-                         if "y-tick" in cls(t)), reverse=True))
+        ys = fit(
+            sorted(
+                ((float(t.get("y")) - 4, tick_value(t.text)) for t in svg.iter("text") if "y-tick" in cls(t)),
+                reverse=True,
+            )
+        )
         points = [(xs(float(c.get("cx"))), ys(float(c.get("cy")))) for c in svg.iter("circle")]
         expected = sorted((math.log10(s), math.log10(e)) for s, e in zip(diag["steps"], diag["max_errors"]))
         assert len(points) == len(expected)
         for (px, py), (ex, ey) in zip(points, expected):
-            assert abs(px - ex) < 0.005 and abs(py - ey) < 0.005, f"{label(r)}: point ({px}, {py}) vs ({ex}, {ey})"
+            assert abs(px - ex) < 0.005 and abs(py - ey) < 0.005, (
+                f"{label(r)}: point ({px}, {py}) vs ({ex}, {ey})"
+            )
         tol = float(diag.get("tolerance", r["tolerance"]))
         line = next(e for e in svg.iter("line") if "tol" in cls(e))
-        assert abs(ys(float(line.get("y1"))) - math.log10(tol)) < 0.005, f"{label(r)}: tolerance line misplaced"
+        assert abs(ys(float(line.get("y1"))) - math.log10(tol)) < 0.005, (
+            f"{label(r)}: tolerance line misplaced"
+        )
 
 
 CHECKS = [assert_map_matches, assert_bars_match, assert_curves_match]
@@ -293,7 +333,7 @@ def test_readers_catch_a_page_that_does_not_match(failing, what, check, where, c
         check(page, other)
 
 
-# ------------------------------------------------------------------------------------------ what the page says
+# ---------------------------------------------------------------------------------------- what the page says
 
 
 def test_failing_page_says_where_the_error_enters(failing):
@@ -307,8 +347,15 @@ def test_failing_page_says_where_the_error_enters(failing):
 
 def test_sections_come_in_the_issue_order(failing):
     page = html_page(edited(failing))
-    marks = ['class="badge"', 'class="reproduce"', 'id="map"', 'id="blocks"', 'id="steps"', 'id="entries"',
-             'id="settings"']
+    marks = [
+        'class="badge"',
+        'class="reproduce"',
+        'id="map"',
+        'id="blocks"',
+        'id="steps"',
+        'id="entries"',
+        'id="settings"',
+    ]
     places = [page.index(m) for m in marks]
     assert places == sorted(places)
 
@@ -342,11 +389,20 @@ def test_edited_fields_are_shown(failing):
     root = xml(html_page(d))
     m = by_id(root, "map-svg")
     assert {t.text for t in m.iter("text") if "row-label" in cls(t)} == {"h", "s", "x (input)"}
-    assert [t.text for t in by_id(root, "bars-svg").iter("text") if "row-label" in cls(t)][-6:] == \
-        ["Wx:g", "Wx:i", "Wx:f", "Wx:o", "c", "d"]
+    assert [t.text for t in by_id(root, "bars-svg").iter("text") if "row-label" in cls(t)][-6:] == [
+        "Wx:g",
+        "Wx:i",
+        "Wx:f",
+        "Wx:o",
+        "c",
+        "d",
+    ]
     (table,) = [t for t in root.iter("table") if t.get("data-row") == "s[t=2]"]
     cells = [[td.text for td in tr.iter("td")] for tr in table.iter("tr")][1:]
-    assert cells == [["(0)", "5.574e-01", "8.112e-02", "4.763e-01"], ["(3)", "-2.500e-01", "-1.250e-01", "1.250e-01"]]
+    assert cells == [
+        ["(0)", "5.574e-01", "8.112e-02", "4.763e-01"],
+        ["(3)", "-2.500e-01", "-1.250e-01", "1.250e-01"],
+    ]
     zero = next(g for g in m.iter("g") if g.get("data-row") == "h" and g.get("data-t") == "3")
     assert "zero by construction" in next(zero.iter("title")).text
     page = html_page(d)
@@ -364,23 +420,56 @@ def test_model_without_state_has_no_map():
 
 def test_long_runs_thin_the_column_labels():
     """T = 120: every cell drawn, column labels at least 20 px apart, the map no wider than the page."""
-    rows = [{"kind": "state", "name": name, "t": t, "passed": t < 100, "ratio": 1e-4 if t < 100 else 1e3}
-            for name in ("h", "s") for t in range(120)]
+    rows = [
+        {"kind": "state", "name": name, "t": t, "passed": t < 100, "ratio": 1e-4 if t < 100 else 1e3}
+        for name in ("h", "s")
+        for t in range(120)
+    ]
     d = {"rows": rows, "first_bad_step": {"name": "s", "t": 119}, "seed": 3}
     page = html_page(d)
     assert_map_matches(page, d)
     m = by_id(xml(page), "map-svg")
     xs = sorted(float(t.get("x")) for t in m.iter("text") if "col-label" in cls(t))
-    assert min(b - a for a, b in zip(xs, xs[1:])) >= 20
+    assert min(b - a for a, b in itertools.pairwise(xs)) >= 20
     assert float(m.get("width")) <= 1200
 
 
-# ------------------------------------------------------------------------------------------------ the document
+# ---------------------------------------------------------------------------------------------- the document
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "wbr", "col", "area", "base", "source", "track", "embed"}
-HTML_TAGS = VOID | {"html", "head", "body", "title", "style", "main", "header", "nav", "section", "h1", "h2", "h3",
-                    "p", "span", "strong", "code", "a", "figure", "figcaption", "details", "summary", "div", "ul",
-                    "li", "table", "caption", "thead", "tbody", "tr", "th", "td"}
+HTML_TAGS = VOID | {
+    "html",
+    "head",
+    "body",
+    "title",
+    "style",
+    "main",
+    "header",
+    "nav",
+    "section",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "span",
+    "strong",
+    "code",
+    "a",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+    "div",
+    "ul",
+    "li",
+    "table",
+    "caption",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
 SVG_TAGS = {"svg", "g", "rect", "line", "path", "text", "title", "desc", "circle", "polyline"}
 
 
@@ -454,16 +543,19 @@ def test_page_is_valid_and_self_contained(which, request):
     assert_valid_page(html_page(edited(d) if which == "edited" else d))
 
 
-@pytest.mark.parametrize("bad, problem", [
-    ("<div/>", "not a void element"),
-    ("<blink>x</blink>", "unknown element"),
-    ('<p id="map">x</p>', "duplicate ids"),
-    ('<a href="#nowhere">x</a>', "missing ids"),
-    ("<p>unclosed", "unclosed|mismatched tag"),
-    ("<script>console.log(1)</script>", "unknown element"),
-    ('<a href="https://example.org">x</a>', "self-contained"),
-    ('<img src="https://example.org/x.png"/>', "self-contained"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ("<div/>", "not a void element"),
+        ("<blink>x</blink>", "unknown element"),
+        ('<p id="map">x</p>', "duplicate ids"),
+        ('<a href="#nowhere">x</a>', "missing ids"),
+        ("<p>unclosed", "unclosed|mismatched tag"),
+        ("<script>console.log(1)</script>", "unknown element"),
+        ('<a href="https://example.org">x</a>', "self-contained"),
+        ('<img src="https://example.org/x.png"/>', "self-contained"),
+    ],
+)
 def test_validity_check_can_fail(failing, bad, problem):
     page = html_page(failing).replace("<main>", "<main>" + bad, 1)
     with pytest.raises((AssertionError, ET.ParseError), match=problem):
@@ -506,15 +598,18 @@ def minimal(**row) -> dict:
     return {"rows": [{"kind": "param", "name": "w", "t": None, "passed": True, "ratio": 0.1, **row}]}
 
 
-@pytest.mark.parametrize("d, message", [
-    ([], "expected the report as a dict"),
-    ({"cases": []}, "no 'rows' list"),
-    ({"rows": [3]}, r"rows\[0\]: expected a dict"),
-    (minimal(name=None), r"rows\[0\]: 'name' must be a non-empty string"),
-    (minimal(t="3"), r"rows\[0\] \(w\): 't' must be None or an int"),
-    (minimal(passed="yes"), r"rows\[0\] \(w\): 'passed' must be true or false"),
-    (minimal(ratio="big"), r"rows\[0\] \(w\): 'ratio': expected a number \(or 'inf'/'nan'\), got 'big'"),
-])
+@pytest.mark.parametrize(
+    "d, message",
+    [
+        ([], "expected the report as a dict"),
+        ({"cases": []}, "no 'rows' list"),
+        ({"rows": [3]}, r"rows\[0\]: expected a dict"),
+        (minimal(name=None), r"rows\[0\]: 'name' must be a non-empty string"),
+        (minimal(t="3"), r"rows\[0\] \(w\): 't' must be None or an int"),
+        (minimal(passed="yes"), r"rows\[0\] \(w\): 'passed' must be true or false"),
+        (minimal(ratio="big"), r"rows\[0\] \(w\): 'ratio': expected a number \(or 'inf'/'nan'\), got 'big'"),
+    ],
+)
 def test_bad_input_names_the_problem(d, message):
     with pytest.raises(ReportDataError, match=message):
         html_page(d)
@@ -536,7 +631,7 @@ def test_names_are_escaped(failing):
     assert_valid_page(page)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
     bars = by_id(xml(page), "bars-svg")
-    assert [t.text for t in bars.iter("text") if "row-label" in cls(t)][0] == 'W<x>&"\\x07'
+    assert next(t.text for t in bars.iter("text") if "row-label" in cls(t)) == 'W<x>&"\\x07'
 
 
 finite = st.floats(min_value=1e-30, max_value=1e30)
@@ -544,11 +639,21 @@ names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, ma
 ratios = st.one_of(finite, st.sampled_from([0.0, "inf", "nan"]))
 
 
-@given(st.lists(st.tuples(names, st.one_of(st.none(), st.integers(0, 30)), ratios,
-                          st.booleans()), min_size=1, max_size=25, unique_by=lambda r: (r[0], r[1])))
+@given(
+    st.lists(
+        st.tuples(names, st.one_of(st.none(), st.integers(0, 30)), ratios, st.booleans()),
+        min_size=1,
+        max_size=25,
+        unique_by=lambda r: (r[0], r[1]),
+    )
+)
 def test_any_rows_give_a_valid_page_whose_marks_match(rows):
-    d = {"rows": [{"kind": "param" if t is None else "state", "name": n, "t": t, "passed": p, "ratio": x}
-                  for n, t, x, p in rows]}
+    d = {
+        "rows": [
+            {"kind": "param" if t is None else "state", "name": n, "t": t, "passed": p, "ratio": x}
+            for n, t, x, p in rows
+        ]
+    }
     page = html_page(d)
     assert_valid_page(page)
     if any(t is not None for _, t, _, _ in rows):
@@ -557,7 +662,7 @@ def test_any_rows_give_a_valid_page_whose_marks_match(rows):
         assert_bars_match(page, d)
 
 
-# -------------------------------------------------------------------------------------------- the self-test page
+# ---------------------------------------------------------------------------------------- the self-test page
 
 
 @pytest.fixture(scope="module")
@@ -572,7 +677,11 @@ def assert_catalogue_matches(page: str, d: dict) -> None:
     """One table line and one map row per case: caught?, rows flagged, first divergence; the map's crosses are
     the case's failing (state, t) rows, the outline its first divergence and the dot the expected one."""
     root = xml(page)
-    lines = {tr.get("data-case"): [td.text for td in tr.iter("td")] for tr in root.iter("tr") if tr.get("data-case")}
+    lines = {
+        tr.get("data-case"): [td.text for td in tr.iter("td")]
+        for tr in root.iter("tr")
+        if tr.get("data-case")
+    }
     strips = {g.get("data-case"): g for g in by_id(root, "catalogue-map").iter("g") if "case" in cls(g)}
     assert list(lines) == list(strips) == [c["name"] for c in d["cases"]]
     for c in d["cases"]:
@@ -588,10 +697,14 @@ def assert_catalogue_matches(page: str, d: dict) -> None:
         assert marks == len(failing)
         rects = {e.get("data-cell"): e for e in g.iter("rect") if e.get("data-cell")}
 
-        def at(e, name):
+        def at(e, name, rects=rects):
             x = float(e.get("x") or e.get("cx"))
-            return [k for k, r in rects.items() if float(r.get("x")) <= x <= float(r.get("x")) + float(r.get("width"))
-                    and k.startswith(name + "[")]
+            return [
+                k
+                for k, r in rects.items()
+                if float(r.get("x")) <= x <= float(r.get("x")) + float(r.get("width"))
+                and k.startswith(name + "[")
+            ]
 
         found = [e for e in g.iter("rect") if "found" in cls(e)]
         assert len(found) == (fd is not None)
@@ -609,14 +722,19 @@ def test_selftest_page_matches_its_result(selftest_dict):
     assert_valid_page(page)
     assert_catalogue_matches(page, selftest_dict)
     assert selftest_dict["verdict"] in page
-    assert "<code>gradcheck selftest --x-dim 3 --hidden 4 --steps 5 --seed 0 --dtype float64 --method central</code>" \
-        in page
+    assert (
+        "<code>gradcheck selftest --x-dim 3 --hidden 4 --steps 5 --seed 0 --dtype float64 "
+        "--method central</code>" in page
+    )
 
 
 def test_selftest_reader_can_fail(selftest_dict):
     page = selftest_page(selftest_dict)
-    for change in ({"ok": False}, {"failing_rows": ["wg", "s[t=0]"]},
-                   {"first_divergence": {"name": "s", "t": 1}}):
+    for change in (
+        {"ok": False},
+        {"failing_rows": ["wg", "s[t=0]"]},
+        {"first_divergence": {"name": "s", "t": 1}},
+    ):
         other = copy.deepcopy(selftest_dict)
         other["cases"][1].update(change)
         with pytest.raises(AssertionError):
@@ -632,11 +750,14 @@ def test_selftest_page_of_a_miss(selftest_dict):
     assert '<p class="badge">FAIL</p>' in page and "s[t=4] passed but must fail" in page
 
 
-@pytest.mark.parametrize("d, message", [
-    ({"rows": []}, "no 'cases' list"),
-    ({"cases": [{"name": "x"}]}, r"cases\[0\]: expected a dict with a string 'name' and a boolean 'ok'"),
-    ("selftest", "expected the self-test result as a dict"),
-])
+@pytest.mark.parametrize(
+    "d, message",
+    [
+        ({"rows": []}, "no 'cases' list"),
+        ({"cases": [{"name": "x"}]}, r"cases\[0\]: expected a dict with a string 'name' and a boolean 'ok'"),
+        ("selftest", "expected the self-test result as a dict"),
+    ],
+)
 def test_selftest_bad_input(d, message):
     with pytest.raises(ReportDataError, match=message):
         selftest_page(d)

@@ -2,11 +2,11 @@
 
 The page of the README's dropped-carry example is opened at 1280x800 over the DevTools protocol (a pipe, the
 standard library only): no console error or exception, every figure of non-zero size, and the verdict, the
-reproduce command and the time-step map's outlined first bad step inside the first screen. Its screenshot is kept
-as ``reports/gradcheck-html.png`` (a CI artifact), beside ``reports/gradcheck-html.html``.
+reproduce command and the time-step map's outlined first bad step inside the first screen. Its screenshot is
+kept as ``reports/gradcheck-html.png`` (a CI artifact), beside ``reports/gradcheck-html.html``.
 
-Where Chromium is absent the tests skip with the reason, except under CI (``CI=true``), where that is a failure.
-``GRADCHECK_CHROMIUM`` names another binary.
+Where Chromium is absent the tests skip with the reason, except under CI (``CI=true``), where that is a
+failure. ``GRADCHECK_CHROMIUM`` names another binary.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,24 +35,45 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
 WIDTH, HEIGHT = 1280, 800
 TIMEOUT = 20.0  # seconds for any one browser operation
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-extensions", "--mute-audio",
-         "--disable-default-apps", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-extensions",
+    "--mute-audio",
+    "--disable-default-apps",
+    "--remote-debugging-pipe",
+]
 
 
 def chromium_or_skip(exe: str | None, environ) -> str:
     """``exe``, or skip the test saying why; under CI (``CI`` set) a missing browser fails instead."""
     if exe:
         return exe
-    reason = ("Chromium not found (Debian: apt-get install -y chromium, as .ci/run does; or set "
-              "GRADCHECK_CHROMIUM to a Chromium binary)")
+    reason = (
+        "Chromium not found (Debian: apt-get install -y chromium, as .ci/run does; or set "
+        "GRADCHECK_CHROMIUM to a Chromium binary)"
+    )
     if environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         pytest.fail(f"CI is set, so the browser test may not skip: {reason}")
     pytest.skip(reason)
 
 
 def find_chromium() -> str | None:
-    return os.environ.get("GRADCHECK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return (
+        os.environ.get("GRADCHECK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+# Run argv[3:] with fd argv[1] as its fd 3 and fd argv[2] as its fd 4 (what --remote-debugging-pipe reads and
+# writes), without a shell (dash cannot name fds above 9) and without preexec_fn (unsafe with threads).
+ONTO_3_AND_4 = (
+    "import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); os.close(r); "
+    "os.close(w); os.execv(sys.argv[3], sys.argv[3:])"
+)
 
 
 class Browser:
@@ -61,26 +83,35 @@ class Browser:
     def __init__(self, exe: str, profile: Path):
         to_child, self._out = os.pipe()
         self._in, from_child = os.pipe()
-
-        def fds():  # in the child: the pipe ends become fds 3 and 4, whatever numbers they had
-            a, b = fcntl.fcntl(to_child, fcntl.F_DUPFD, 10), fcntl.fcntl(from_child, fcntl.F_DUPFD, 10)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        self.log = profile / "chromium.log"
-        with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err, close_fds=False,
-                                         preexec_fn=fds)
+        # The child's ends as fds >= 10, so that moving them to 3 and 4 cannot overwrite one with the other.
+        r, w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child, from_child))
         os.close(to_child)
         os.close(from_child)
+        self.log = profile / "chromium.log"
+        argv = [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", ONTO_3_AND_4, str(r), str(w), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                pass_fds=(r, w),
+            )
+        os.close(r)
+        os.close(w)
         self._buf, self._next, self.events = b"", 0, []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH, height=HEIGHT,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def _read(self, deadline: float) -> dict:
         while b"\0" not in self._buf:
@@ -131,7 +162,9 @@ class Browser:
         for e in self.events:
             p = e.get("params", {})
             if e.get("method") == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                out.append("console." + p["type"] + ": " + " ".join(str(a.get("value")) for a in p.get("args", [])))
+                out.append(
+                    "console." + p["type"] + ": " + " ".join(str(a.get("value")) for a in p.get("args", []))
+                )
             elif e.get("method") == "Runtime.exceptionThrown":
                 out.append("exception: " + p.get("exceptionDetails", {}).get("text", ""))
             elif e.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
@@ -228,9 +261,11 @@ def test_selftest_page_in_chromium(browser, tmp_path):
 def test_the_harness_sees_errors_and_empty_figures(browser, tmp_path):
     """The checks above can fail: a console error and a zero-size figure are seen."""
     path = tmp_path / "bad.html"
-    path.write_text('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>x</title></head><body>'
-                    '<figure><svg width="0" height="0"></svg></figure><script>console.error("planted")</script>'
-                    "</body></html>")
+    path.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>x</title></head><body>'
+        '<figure><svg width="0" height="0"></svg></figure><script>console.error("planted")</script>'
+        "</body></html>"
+    )
     browser.open(path)
     m = browser.evaluate(MEASURE)
     assert browser.errors() == ["console.error: planted"]

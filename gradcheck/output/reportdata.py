@@ -2,8 +2,8 @@
 
 Nothing is recomputed: a :class:`RowView` is one row of the dict with its label and its err/tol as a float
 ("inf"/"nan" strings, as JSON carries them, become floats). Bad input is a :class:`ReportDataError` naming the
-field, checked in this order: the dict itself, ``rows``, then each row's ``name``, ``kind``, ``t``, ``passed``,
-``ratio``.
+field, checked in this order: the dict itself, ``rows``, then each row's ``name``, ``kind``, ``t``,
+``passed``, ``ratio``.
 """
 
 from __future__ import annotations
@@ -64,12 +64,15 @@ class RowView:
 def report_rows(d) -> list[RowView]:
     """The rows of report dict ``d`` in the dict's order; :class:`ReportDataError` when ``d`` is not one."""
     if not isinstance(d, dict):
-        raise ReportDataError(f"expected the report as a dict (json.loads of the report JSON), got "
-                              f"{type(d).__name__}")
+        raise ReportDataError(
+            f"expected the report as a dict (json.loads of the report JSON), got {type(d).__name__}"
+        )
     rows = d.get("rows")
     if not isinstance(rows, list):
-        raise ReportDataError("the report dict has no 'rows' list: is this a gradcheck report JSON "
-                              f"(keys found: {', '.join(map(str, d)) or 'none'})?")
+        raise ReportDataError(
+            "the report dict has no 'rows' list: is this a gradcheck report JSON "
+            f"(keys found: {', '.join(map(str, d)) or 'none'})?"
+        )
     return [_row(i, r) for i, r in enumerate(rows)]
 
 
@@ -96,7 +99,7 @@ def _row(i: int, r) -> RowView:
 def worst_first(rows: list[RowView]) -> list[RowView]:
     """Failing rows first, then by err/tol, largest first (NaN as the worst), ties in report order; as
     ``Report.worst_first`` sorts them."""
-    return sorted(rows, key=lambda r: (r.passed, -(math.inf if r.ratio != r.ratio else r.ratio), r.index))
+    return sorted(rows, key=lambda r: (r.passed, -(math.inf if math.isnan(r.ratio) else r.ratio), r.index))
 
 
 def first_bad_step(d: dict) -> tuple[str, int] | None:

@@ -7,8 +7,8 @@ CSS = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0;
   color: #1a1a1a; background: #ffffff; }
 main { max-width: 1240px; margin: 0 auto; padding: 10px 20px 40px; }
-header.verdict { display: flex; gap: 16px; align-items: flex-start; padding: 10px 16px; border-left: 10px solid;
-  margin: 0 0 6px; }
+header.verdict { display: flex; gap: 16px; align-items: flex-start; padding: 10px 16px;
+  border-left: 10px solid; margin: 0 0 6px; }
 header.fail { border-color: #b35806; background: #fff4e8; }
 header.pass { border-color: #2166ac; background: #eef4fb; }
 header p { margin: 2px 0; }

@@ -1,11 +1,11 @@
 """Inline SVG for the HTML report, with no dependency: elements, log axes and the err/tol colour scale.
 
-Every coordinate is written with at most two decimals (:func:`num`), and every attribute in the order given, so the
-same figure is the same bytes. The colour scale is fixed (the same colours mean the same err/tol in every report):
-log10(err/tol) clipped to [:data:`LOG_LO`, :data:`LOG_HI`] in steps of :data:`BIN` decades; a step whose upper end
-is at most 0 (err/tol <= 1) is a blue of ColorBrewer's Blues, darker towards 1; above 1 an orange of Oranges,
-darker towards 1e8. Blue against orange stays distinct under the common colour-vision deficiencies, and failing
-cells also carry a cross, so nothing rests on colour alone.
+Every coordinate is written with at most two decimals (:func:`num`), and every attribute in the order given,
+so the same figure is the same bytes. The colour scale is fixed (the same colours mean the same err/tol in
+every report): log10(err/tol) clipped to [:data:`LOG_LO`, :data:`LOG_HI`] in steps of :data:`BIN` decades; a
+step whose upper end is at most 0 (err/tol <= 1) is a blue of ColorBrewer's Blues, darker towards 1; above 1
+an orange of Oranges, darker towards 1e8. Blue against orange stays distinct under the common colour-vision
+deficiencies, and failing cells also carry a cross, so nothing rests on colour alone.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def num(x: float) -> str:
 
 
 def el(tag: str, attrs: dict | None = None, body: str | None = None) -> str:
-    """``<tag a="v">body</tag>``, or ``<tag a="v"/>`` when ``body`` is None. Attributes whose value is None are
-    left out; floats are written by :func:`num`; every value is escaped."""
+    """``<tag a="v">body</tag>``, or ``<tag a="v"/>`` when ``body`` is None. Attributes whose value is None
+    are left out; floats are written by :func:`num`; every value is escaped."""
     parts = [tag]
     for key, value in (attrs or {}).items():
         if value is None:
@@ -54,8 +54,14 @@ def figure_svg(width: float, height: float, body: str, *, ident: str, title: str
     head = el("title", {"id": f"{ident}-title"}, esc(title))
     if desc:
         head += el("desc", {"id": f"{ident}-desc"}, esc(desc))
-    attrs = {"id": ident, "role": "img", "aria-labelledby": labelled, "width": float(math.ceil(width)),
-             "height": float(math.ceil(height)), "viewBox": f"0 0 {math.ceil(width)} {math.ceil(height)}"}
+    attrs = {
+        "id": ident,
+        "role": "img",
+        "aria-labelledby": labelled,
+        "width": float(math.ceil(width)),
+        "height": float(math.ceil(height)),
+        "viewBox": f"0 0 {math.ceil(width)} {math.ceil(height)}",
+    }
     return el("svg", attrs, head + body)
 
 
@@ -64,23 +70,40 @@ def text(x: float, y: float, s: str, *, anchor: str = "start", cls: str | None =
 
 
 def line(x1: float, y1: float, x2: float, y2: float, *, cls: str | None = None, **attrs) -> str:
-    return el("line", {"x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2), "class": cls, **attrs})
+    return el(
+        "line", {"x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2), "class": cls, **attrs}
+    )
 
 
-def rect(x: float, y: float, w: float, h: float, *, fill: str | None = None, cls: str | None = None,
-         **attrs) -> str:
-    return el("rect", {"x": float(x), "y": float(y), "width": float(w), "height": float(h), "fill": fill,
-                       "class": cls, **attrs})
+def rect(
+    x: float, y: float, w: float, h: float, *, fill: str | None = None, cls: str | None = None, **attrs
+) -> str:
+    return el(
+        "rect",
+        {
+            "x": float(x),
+            "y": float(y),
+            "width": float(w),
+            "height": float(h),
+            "fill": fill,
+            "class": cls,
+            **attrs,
+        },
+    )
 
 
 def cross(cx: float, cy: float, r: float, colour: str, *, width: float = 2.0) -> str:
     """The failure mark: an x of half-size ``r`` centred on (cx, cy)."""
-    d = (f"M{num(cx - r)} {num(cy - r)}L{num(cx + r)} {num(cy + r)}"
-         f"M{num(cx - r)} {num(cy + r)}L{num(cx + r)} {num(cy - r)}")
-    return el("path", {"class": "mark", "d": d, "stroke": colour, "stroke-width": float(width), "fill": "none"})
+    d = (
+        f"M{num(cx - r)} {num(cy - r)}L{num(cx + r)} {num(cy + r)}"
+        f"M{num(cx - r)} {num(cy + r)}L{num(cx + r)} {num(cy - r)}"
+    )
+    return el(
+        "path", {"class": "mark", "d": d, "stroke": colour, "stroke-width": float(width), "fill": "none"}
+    )
 
 
-# ------------------------------------------------------------------------------------------------ colour scale
+# ---------------------------------------------------------------------------------------------- colour scale
 
 
 def _hex(rgb) -> str:
@@ -89,7 +112,7 @@ def _hex(rgb) -> str:
 
 def _ramp(anchors: list[str], n: int) -> list[str]:
     """``n`` colours evenly along the piecewise-linear path through ``anchors`` (sRGB)."""
-    pts = [tuple(int(a[k:k + 2], 16) for k in (1, 3, 5)) for a in anchors]
+    pts = [tuple(int(a[k : k + 2], 16) for k in (1, 3, 5)) for a in anchors]
     out = []
     for i in range(n):
         u = i / (n - 1) * (len(pts) - 1)
@@ -106,7 +129,7 @@ PALETTE = _ramp(_PASS_ANCHORS, N_PASS) + _ramp(_FAIL_ANCHORS, N_FAIL)
 
 def log_ratio(ratio: float) -> float:
     """log10(err/tol) clipped to the scale (0 -> LOG_LO, inf -> LOG_HI); NaN stays NaN."""
-    if ratio != ratio:
+    if math.isnan(ratio):
         return math.nan
     if ratio <= 0:
         return float(LOG_LO)
@@ -117,7 +140,7 @@ def bin_index(ratio: float) -> int | None:
     """The colour step of ``ratio``: step i covers log10 in (LOG_LO + i*BIN, LOG_LO + (i+1)*BIN], so that
     err/tol = 1 (which passes) is the last blue. None for NaN."""
     x = log_ratio(ratio)
-    if x != x:
+    if math.isnan(x):
         return None
     return min(max(math.ceil((x - LOG_LO) / BIN) - 1, 0), len(PALETTE) - 1)
 
@@ -129,9 +152,11 @@ def colour(ratio: float) -> str:
 
 def ink(fill: str) -> str:
     """Black or white, whichever reads better on ``fill`` (relative luminance)."""
-    r, g, b = (int(fill[k:k + 2], 16) / 255 for k in (1, 3, 5))
-    lum = sum(w * (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
-              for w, c in zip((0.2126, 0.7152, 0.0722), (r, g, b)))
+    r, g, b = (int(fill[k : k + 2], 16) / 255 for k in (1, 3, 5))
+    lum = sum(
+        w * (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+        for w, c in zip((0.2126, 0.7152, 0.0722), (r, g, b))
+    )
     return "#000000" if lum > 0.2 else "#ffffff"
 
 
@@ -186,17 +211,35 @@ def legend(width: float = 480.0, *, ident: str = "legend") -> str:
     for k in range(LOG_LO, LOG_HI + 1, 2):
         x = axis.at_log(k)
         label = ("<=" if k == LOG_LO else ">=" if k == LOG_HI else "") + tick_label(k)
-        body += [line(x, y0 + bar_h, x, y0 + bar_h + 4, cls="tick"),
-                 text(x, y0 + bar_h + 15, label, anchor="middle", cls="tick-label")]
+        body += [
+            line(x, y0 + bar_h, x, y0 + bar_h + 4, cls="tick"),
+            text(x, y0 + bar_h + 15, label, anchor="middle", cls="tick-label"),
+        ]
     one = axis.at_log(0)
-    body += [line(one, y0 - 4, one, y0 + bar_h + 4, cls="one"),
-             text(one, y0 + bar_h + 28, "1 = tolerance: passes at or below, fails above", anchor="middle",
-                  cls="small")]
+    body += [
+        line(one, y0 - 4, one, y0 + bar_h + 4, cls="one"),
+        text(
+            one,
+            y0 + bar_h + 28,
+            "1 = tolerance: passes at or below, fails above",
+            anchor="middle",
+            cls="small",
+        ),
+    ]
     kx = x0 + width + 24
-    body += [rect(kx, y0, bar_h, bar_h, fill=PALETTE[-4]), cross(kx + bar_h / 2, y0 + bar_h / 2, 4, "#ffffff"),
-             text(kx + bar_h + 5, y0 + 11, "fails", cls="small"),
-             rect(kx + 60, y0, bar_h, bar_h, fill=NAN_COLOUR), text(kx + 60 + bar_h + 5, y0 + 11, "NaN", cls="small")]
-    return figure_svg(kx + 130, y0 + bar_h + 34, "".join(body), ident=ident,
-                      title="Colour scale of err/tol",
-                      desc=f"log10(err/tol) from {LOG_LO} to {LOG_HI} in steps of {BIN}: blues up to err/tol = 1 "
-                           f"(passes), oranges above (fails); failing cells also carry a cross.")
+    body += [
+        rect(kx, y0, bar_h, bar_h, fill=PALETTE[-4]),
+        cross(kx + bar_h / 2, y0 + bar_h / 2, 4, "#ffffff"),
+        text(kx + bar_h + 5, y0 + 11, "fails", cls="small"),
+        rect(kx + 60, y0, bar_h, bar_h, fill=NAN_COLOUR),
+        text(kx + 60 + bar_h + 5, y0 + 11, "NaN", cls="small"),
+    ]
+    return figure_svg(
+        kx + 130,
+        y0 + bar_h + 34,
+        "".join(body),
+        ident=ident,
+        title="Colour scale of err/tol",
+        desc=f"log10(err/tol) from {LOG_LO} to {LOG_HI} in steps of {BIN}: blues up to err/tol = 1 "
+        f"(passes), oranges above (fails); failing cells also carry a cross.",
+    )
