@@ -245,6 +245,26 @@ def test_failing_page_in_chromium(browser, failing_page):
     (REPORTS / "gradcheck-html.png").write_bytes(png)
 
 
+def test_long_run_fits_the_first_screen(browser, tmp_path):
+    """T = 200, failing as the famous wrong "fix" does (s up to t=198, h up to 197): the whole map fits the
+    width and the first bad step is on the first screen. (The rows are written by hand: checking a 200-step
+    model takes 35 s here, and the layout depends only on the dict.)"""
+    rows = [
+        {"kind": "state", "name": name, "t": t, "passed": t > last, "ratio": 1e-5 if t > last else 1e5}
+        for name, last in (("h", 197), ("s", 198))
+        for t in range(200)
+    ]
+    d = {"rows": rows, "passed": False, "first_bad_step": {"name": "s", "t": 198}, "seed": 0}
+    path = tmp_path / "long.html"
+    path.write_text(html_page(d), encoding="utf-8")
+    browser.open(path)
+    m = browser.evaluate(MEASURE)
+    assert browser.errors() == []
+    assert m["pageWidth"] <= WIDTH
+    assert m["firstBad"]["bottom"] <= HEIGHT and m["firstBad"]["right"] <= WIDTH
+    assert m["firstBadText"] == "error enters here: s, t=198"
+
+
 def test_selftest_page_in_chromium(browser, tmp_path):
     from gradcheck.selftest import SelftestConfig, run_selftest
 

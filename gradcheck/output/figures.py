@@ -16,8 +16,8 @@ from . import svg
 from .reportdata import RowView
 from .svg import esc
 
-MAP_WIDTH = 940  # pixels the map's cells may take (with the labels, within the page's 1200) down to
-MIN_CELL = 6  # pixels a cell's width: longer runs scroll sideways
+MAP_WIDTH = 940  # pixels the map's cells take at most (with the labels, within the page's 1200): the whole
+MIN_CELL = 2  # run fits on the first screen down to cells this wide (470 steps); longer runs scroll sideways
 BAR_WIDTH = 560
 
 
@@ -88,15 +88,16 @@ def _map_svg(groups, first_bad) -> str:
         head.block + ("" if head.kind in ("state", "param") else f" ({head.kind})") for head, _ in groups
     ]
     label_w = _label_width(labels)
-    cw = min(max(MAP_WIDTH // steps, MIN_CELL), 80)
+    cw = min(max(MAP_WIDTH / steps, MIN_CELL), 80)
     ch = 32 if len(groups) <= 8 else 20
     top = 44 if first_bad else 24
     width = max(label_w + steps * cw + 12, 360)
     height = top + len(groups) * ch + 28
     every = max(1, math.ceil(26 / cw))
     body = []
-    for t in range(steps):
-        if t % every == 0 or (first_bad and t == first_bad[1]):
+    marked = first_bad[1] if first_bad else None
+    for t in range(steps):  # every k-th step, and the first bad one, each label 26 px clear of that one
+        if t == marked or (t % every == 0 and (marked is None or abs(t - marked) * cw >= 26)):
             body.append(svg.text(label_w + (t + 0.5) * cw, top - 6, str(t), anchor="middle", cls="col-label"))
     outline = ""
     for k, (head, g) in enumerate(groups):
