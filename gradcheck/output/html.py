@@ -19,10 +19,12 @@ writes the page of a saved report (a self-test JSON gives the self-test page).
 from __future__ import annotations
 
 import json
+import sys
 
 from ..render import index_str, sci
+from ..reports import write_atomic
 from . import figures
-from .page import flat, kv_table, page, rerun_command, verdict_header
+from .page import flat, kv_table, page, rerun_command, seconds, verdict_header
 from .reportdata import ReportDataError, RowView, first_bad_step, number, report_rows, worst_first
 from .selftest_html import selftest_page
 from .svg import esc
@@ -45,7 +47,7 @@ def html_page(d: dict) -> str:
         ("map", "Time-step map", figures.time_step_map(rows, fb)),
         ("blocks", "Block bars", figures.block_bars(rows)),
         ("steps", "Step-size curves", _curves(rows, settings)),
-        ("entries", "Worst entries", _entries(rows, passed)),
+        ("entries", "Worst entries", _entries(rows)),
         ("settings", "Settings, versions and timings", _settings(d, settings)),
     ]
     title = f"gradcheck {'PASS' if passed else 'FAIL'}: {d.get('model', 'model')}"
@@ -70,7 +72,7 @@ def _header(d: dict, rows: list[RowView], fb, passed: bool, settings: dict) -> s
         f'<span class="verdict-line">{esc(d.get("verdict") or ("PASS" if passed else "FAIL"))}</span>'
     )
     facts = [
-        f"{k} {sci(settings[k]) if k in ('eps', 'rtol', 'atol') else esc(settings[k])}"
+        f"{k} {sci(settings[k]) if k in ('eps', 'rtol', 'atol') else settings[k]}"
         for k in ("method", "dtype", "eps", "rtol", "atol", "mode")
         if k in settings
     ]
@@ -141,7 +143,7 @@ ENTRY_HEADERS = [
 ]
 
 
-def _entries(rows: list[RowView], passed: bool) -> str:
+def _entries(rows: list[RowView]) -> str:
     ordered = worst_first(rows)
     bad = [r for r in ordered if not r.passed]
     good = [r for r in ordered if r.passed][: MAX_PASSING_ENTRIES if bad else 10]
@@ -204,22 +206,14 @@ def _settings(d: dict, settings: dict) -> str:
         parts.append(kv_table(flat(d["versions"]), "Versions"))
     timings = d.get("timings")
     if isinstance(timings, dict) and timings:
-        pairs = [(k, _seconds(v)) for k, v in timings.items()]
+        pairs = [(k, seconds(v)) for k, v in timings.items()]
         total = sum(v for v in timings.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
-        parts.append(kv_table(pairs + [("total", _seconds(total))], "Timings"))
+        parts.append(kv_table(pairs + [("total", seconds(total))], "Timings"))
     return f'<div class="kvs">{"".join(parts)}</div>'
-
-
-def _seconds(v) -> str:
-    return f"{v:.4g} s" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gradcheck.output.html REPORT.json OUT.html``: 0 written, 2 usage error (said on stderr)."""
-    import sys
-
-    from ..reports import write_atomic
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print(

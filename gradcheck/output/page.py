@@ -76,6 +76,11 @@ def flat(d: dict, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def seconds(v) -> str:
+    """A duration from a report ("0.06561 s"); anything that is not a number as it is."""
+    return f"{v:.4g} s" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def kv_table(pairs: list[tuple[str, str]], caption: str) -> str:
     body = "".join(f'<tr><th scope="row">{esc(k)}</th><td class="text">{esc(v)}</td></tr>' for k, v in pairs)
     return f'<table class="kv"><caption>{esc(caption)}</caption><tbody>{body}</tbody></table>'

@@ -11,7 +11,7 @@ import re
 
 from ..render import sci
 from . import svg
-from .page import flat, kv_table, page, rerun_command, verdict_header
+from .page import flat, kv_table, page, rerun_command, seconds, verdict_header
 from .reportdata import ReportDataError
 from .svg import esc
 
@@ -90,7 +90,10 @@ def selftest_page(d: dict) -> str:
             "Settings",
             kv_table(
                 flat(cfg)
-                + [("strict", str(d.get("strict", "-")).lower()), ("seconds", f"{d.get('seconds', '-')}")],
+                + [
+                    ("strict", str(d.get("strict", "-")).lower()),
+                    ("seconds", seconds(d.get("seconds", "-"))),
+                ],
                 "Configuration",
             ),
         ),
