@@ -374,9 +374,14 @@ def test_passing_page(passing):
     assert "no step-size sweep of a passing row" in page
 
 
-def test_step_error_verdict_is_drawn_as_such(step_error):
-    """A too-large step: the curves fall with the step (blue, verdict finite-difference error), not flat."""
-    root = xml(html_page(step_error))
+def test_step_error_verdict_is_drawn_as_such(step_error, failing):
+    """A too-large step: the curves fall with the step (blue, verdict finite-difference error), not flat, and
+    the page blames the step where the wrong gradient's page says the error enters."""
+    page = html_page(step_error)
+    assert "the step size is at fault, not the gradient" in page and "The error enters at" not in page
+    assert "first failing step (the step size is at fault): s, t=3" in page
+    assert "step size is at fault" not in html_page(failing)
+    root = xml(page)
     figs = [f for f in root.iter("figure") if "curve" in cls(f)]
     assert figs
     for f in figs:

@@ -13,7 +13,7 @@ import math
 
 from ..render import index_str, sci
 from . import svg
-from .reportdata import RowView
+from .reportdata import RowView, step_size_at_fault
 from .svg import esc
 
 MAP_WIDTH = 940  # pixels the map's cells take at most (with the labels, within the page's 1200): the whole
@@ -70,19 +70,21 @@ def time_step_map(rows: list[RowView], first_bad: tuple[str, int] | None) -> str
     ]
     worst = max(cells, key=lambda r: math.inf if math.isnan(r.ratio) else r.ratio)
     words = [f"{len(bad)} of {len(cells)} cells fail" + (f": {'; '.join(per_row)}." if per_row else ".")]
+    at_fault = step_size_at_fault(rows)
     if first_bad:
         words.append(
             f"First bad step (the latest time step whose state fails: going back in time, the error "
             f"enters there): {first_bad[0]}, t={first_bad[1]}."
+            + (" The step-size re-check blames the step, not the gradient." if at_fault else "")
         )
     words.append(f"Largest err/tol: {worst.label}, {sci(worst.ratio)}.")
     return (
-        f'<figure class="map"><div class="scroll">{_map_svg(groups, first_bad)}</div>{svg.legend()}'
+        f'<figure class="map"><div class="scroll">{_map_svg(groups, first_bad, at_fault)}</div>{svg.legend()}'
         f"<figcaption>{esc(' '.join(words))}</figcaption>{_map_table(groups, first_bad)}</figure>"
     )
 
 
-def _map_svg(groups, first_bad) -> str:
+def _map_svg(groups, first_bad, at_fault: bool) -> str:
     steps = max(t for _, g in groups for t in g) + 1
     labels = [
         head.block + ("" if head.kind in ("state", "param") else f" ({head.kind})") for head, _ in groups
@@ -106,7 +108,7 @@ def _map_svg(groups, first_bad) -> str:
         for t, r in sorted(g.items()):
             body.append(_map_cell(r, label_w + t * cw, y, cw, ch))
             if first_bad and head.kind == "state" and (r.name, r.t) == first_bad and head.part is None:
-                outline = _outline(label_w + t * cw, y, cw, ch, width, first_bad)
+                outline = _outline(label_w + t * cw, y, cw, ch, width, first_bad, at_fault)
     body.append(svg.text(label_w, height - 8, "time step t \u2192", cls="axis-title"))
     title = "Time-step map: err/tol of every state and time-indexed input at every time step"
     return svg.figure_svg(
@@ -144,10 +146,11 @@ def _map_cell(r: RowView, x: float, y: float, cw: float, ch: float) -> str:
     return svg.el("g", attrs, "".join(parts))
 
 
-def _outline(x, y, cw, ch, width, first_bad) -> str:
+def _outline(x, y, cw, ch, width, first_bad, at_fault: bool) -> str:
     """The first bad step: a black and white frame, a pointer and words above its column."""
     cx = x + cw / 2
-    words = f"error enters here: {first_bad[0]}, t={first_bad[1]}"
+    what = "first failing step (the step size is at fault)" if at_fault else "error enters here"
+    words = f"{what}: {first_bad[0]}, t={first_bad[1]}"
     anchor, tx = ("start", max(cx - 8, 4)) if cx < width / 2 else ("end", min(cx + 8, width - 4))
     return svg.el(
         "g",

@@ -25,7 +25,15 @@ from ..render import index_str, sci
 from ..reports import write_atomic
 from . import figures
 from .page import flat, kv_table, page, rerun_command, seconds, verdict_header
-from .reportdata import ReportDataError, RowView, first_bad_step, number, report_rows, worst_first
+from .reportdata import (
+    ReportDataError,
+    RowView,
+    first_bad_step,
+    number,
+    report_rows,
+    step_size_at_fault,
+    worst_first,
+)
 from .selftest_html import selftest_page
 from .svg import esc
 
@@ -58,7 +66,13 @@ def _header(d: dict, rows: list[RowView], fb, passed: bool, settings: dict) -> s
     seed = d.get("seed", 0)
     bad = [r for r in rows if not r.passed]
     lines = []
-    if fb:
+    if fb and step_size_at_fault(rows):
+        lines.append(
+            f'<span class="enters">Rows fail from <strong>{esc(fb[0])}, t={fb[1]}</strong> back, but the '
+            "step size is at fault, not the gradient</span> (the step-size re-check of every failing row "
+            "says finite-difference error: see the curves)."
+        )
+    elif fb:
         lines.append(
             f'<span class="enters">The error enters at <strong>{esc(fb[0])}, t={fb[1]}</strong></span> '
             "(the latest time step whose state fails; every earlier step inherits it)."

@@ -102,6 +102,13 @@ def worst_first(rows: list[RowView]) -> list[RowView]:
     return sorted(rows, key=lambda r: (r.passed, -(math.inf if math.isnan(r.ratio) else r.ratio), r.index))
 
 
+def step_size_at_fault(rows: list[RowView]) -> bool:
+    """Whether rows fail and the step-size re-check of every failing row says finite-difference error (the
+    gradient is right: the step is at fault)."""
+    verdicts = {(r.diagnosis or {}).get("verdict") for r in rows if not r.passed}
+    return verdicts == {"finite-difference error"}
+
+
 def first_bad_step(d: dict) -> tuple[str, int] | None:
     """``(name, t)`` of the report's first bad step, or None."""
     fb = d.get("first_bad_step")
