@@ -16,9 +16,11 @@ from . import svg
 from .reportdata import RowView, step_size_at_fault
 from .svg import esc
 
-MAP_WIDTH = 940  # pixels the map's cells take at most (with the labels, within the page's 1200): the whole
-MIN_CELL = 2  # run fits on the first screen down to cells this wide (470 steps); longer runs scroll sideways
-BAR_WIDTH = 560
+# The map's cells take at most MAP_WIDTH pixels (with the labels, within the page's 1200), so a whole run fits
+# the first screen down to cells MIN_CELL pixels wide (470 steps); longer runs scroll sideways.
+MAP_WIDTH = 940
+MIN_CELL = 2
+BAR_WIDTH = 560  # pixels of the block bars' axis
 
 
 def _label_width(labels) -> float:
