@@ -110,15 +110,10 @@ def _command(cfg: dict) -> str:
 
 
 def _catalogue_map(cases: list[dict], cfg: dict) -> str:
-    states: list[str] = []
     cells = [state_cells(c) for c in cases]
-    for cs in cells:
-        for name, _ in sorted(cs, key=lambda x: (x[1], x[0])):
-            if name not in states:
-                states.append(name)
+    states = sorted({name for cs in cells for name, _ in cs})  # the states some case fails, by name
     if not states:
         return ""
-    states.sort()
     steps = max([cfg.get("steps") or 0] + [t + 1 for cs in cells for _, t in cs])
     label_w = min(max(7.5 * max(len(c["name"]) for c in cases) + 24, 80), 320)
     cw, ch, gap, top = 18.0, 20.0, 12.0, 36.0
