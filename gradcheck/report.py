@@ -217,6 +217,76 @@ class Report:
         }
 
 
+REQUIRED = ("passed", "seed", "method", "model", "settings", "rows")
+ROW_FIELDS = (
+    "kind",
+    "name",
+    "t",
+    "passed",
+    "max_abs_err",
+    "max_rel_err",
+    "worst_index",
+    "analytic",
+    "numeric",
+    "tolerance",
+    "ratio",
+    "checked",
+)
+
+
+def report_from_dict(d) -> Report:
+    """The Report a JSON report (``Report.to_dict()`` as written by ``gradcheck run``) was made from, for
+    re-rendering it; ``ValueError`` naming what is missing or unreadable. Reports of schema 1 (no ``schema``
+    field) are read with the defaults of the fields added since; a newer schema is refused."""
+    if not isinstance(d, dict) or not all(k in d for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(d, dict) or k not in d]
+        raise ValueError(f"not a gradcheck report: missing {', '.join(missing)}")
+    schema = d.get("schema", 1)
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise ValueError(
+            f"report schema {schema!r} is newer than this gradcheck reads (up to {SCHEMA_VERSION}): "
+            "upgrade gradcheck to render it"
+        )
+    rows = []
+    for k, r in enumerate(d["rows"]):
+        if not isinstance(r, dict) or not all(f in r for f in ROW_FIELDS):
+            raise ValueError(
+                f"not a gradcheck report: rows[{k}] lacks {[f for f in ROW_FIELDS if f not in r]}"
+            )
+        values = {f: r[f] for f in ROW_FIELDS} | {f: _float(r[f]) for f in _FLOATS if f in r}
+        rows.append(
+            Row(
+                **values,
+                note=r.get("note"),
+                diagnosis=r.get("diagnosis"),
+                part=r.get("part"),
+                zero=bool(r.get("zero", False)),
+                wrong_entries=r.get("wrong_entries"),
+            )
+        )
+    return Report(
+        rows=rows,
+        seed=d["seed"],
+        method=d["method"],
+        settings=d["settings"],
+        model=d["model"],
+        loss=_float(d.get("loss")),
+        first_bad_step=d.get("first_bad_step"),
+        timings=d.get("timings", {}),
+        model_spec=d.get("model_spec"),
+        rerun=d.get("rerun"),
+        hints=d.get("hints", "python"),
+    )
+
+
+_FLOATS = ("max_abs_err", "max_rel_err", "analytic", "numeric", "tolerance", "ratio", "resolution")
+
+
+def _float(x):
+    """A number of the JSON (NaN and inf are written as strings) back as a float."""
+    return None if x is None else float(x)
+
+
 def first_bad_step(rows: list[Row], state_order: list[str]) -> dict | None:
     """The latest time step whose row fails: where a BPTT error enters, going back in time.
 

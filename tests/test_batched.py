@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gradcheck import ProtocolError, ReferenceLSTM, check
-from gradcheck.fast.chunked import ChunkedEvaluator, auto_batch
 from gradcheck.errors import ModelError
+from gradcheck.fast.chunked import ChunkedEvaluator, auto_batch
 from lstm_ref.batched import DUAL_MAX_STEP
-
-from _planted import Planted, backward_without_ds_next, block_bug, entry_bug
 
 
 def _one_at_a_time(model, kind, name, flat_idx, deltas):
@@ -31,7 +30,6 @@ def _one_at_a_time(model, kind, name, flat_idx, deltas):
     return np.array(out)
 
 
-
 def directions_one_at_a_time(m, params, kind, name, V, deltas):
     """The plain model's loss at ``params[name] + d_k V_k`` (or with that tap), one call per direction."""
     want = []
@@ -46,6 +44,7 @@ def directions_one_at_a_time(m, params, kind, name, V, deltas):
         want.append(m.loss(p, taps))
     return np.array(want)
 
+
 def _close(a, b, scale):
     return np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0) <= 64 * np.finfo(float).eps * scale
 
@@ -55,14 +54,22 @@ def _close_losses(got, want, step) -> bool:
     part (L: a tiny seed loss is a difference of O(1) terms) and the imaginary part / step (the derivative)."""
     if np.iscomplexobj(want):
         h = abs(step)
-        return (_close(got.real, want.real, max(1.0, np.abs(want.real).max()))
-                and _close(got.imag / h, want.imag / h, max(1.0, np.abs(want.imag / h).max())))
+        return _close(got.real, want.real, max(1.0, np.abs(want.real).max())) and _close(
+            got.imag / h, want.imag / h, max(1.0, np.abs(want.imag / h).max())
+        )
     return _close(got, want, max(1.0, np.abs(want).max()))
 
 
-@given(x_dim=st.integers(1, 4), hidden=st.integers(1, 5), steps=st.integers(1, 4),
-       variant=st.sampled_from(["simple", "tanh"]), loss=st.sampled_from(["full", "seed"]),
-       seed=st.integers(0, 2**16), step=st.sampled_from([1e-5, -3e-3, 0.2]), nonzero_init=st.booleans())
+@given(
+    x_dim=st.integers(1, 4),
+    hidden=st.integers(1, 5),
+    steps=st.integers(1, 4),
+    variant=st.sampled_from(["simple", "tanh"]),
+    loss=st.sampled_from(["full", "seed"]),
+    seed=st.integers(0, 2**16),
+    step=st.sampled_from([1e-5, -3e-3, 0.2]),
+    nonzero_init=st.booleans(),
+)
 def test_entry_losses_equal_one_at_a_time(x_dim, hidden, steps, variant, loss, seed, step, nonzero_init):
     # h0 = s0 = 0: recurrent-column and forget-gate copies do not move at step 0 and start at step 1 (a path of
     # their own); nonzero h0, s0: every copy moves at step 0
@@ -79,7 +86,7 @@ def test_entry_losses_equal_one_at_a_time(x_dim, hidden, steps, variant, loss, s
 
 
 @pytest.mark.parametrize("variant", ["simple", "tanh"])
-@pytest.mark.parametrize("step", [1e-20, 1e-3])      # dual-number path and general complex arithmetic
+@pytest.mark.parametrize("step", [1e-20, 1e-3])  # dual-number path and general complex arithmetic
 def test_complex_step_batch_equals_one_at_a_time(variant, step):
     assert (step <= DUAL_MAX_STEP) == (step == 1e-20)
     m = ReferenceLSTM(3, 4, 3, variant=variant, seed=3)
@@ -101,11 +108,15 @@ def test_direction_losses_equal_one_at_a_time():
     m = ReferenceLSTM(3, 4, 3, seed=5)
     params = m.parameters()
     rng = np.random.default_rng(0)
-    for kind, name, shape in [("param", "wf", params["wf"].shape), ("param", "bo", (4,)), ("state", "s", (3, 4)),
-                              ("state", "h", (3, 4))]:
+    for kind, name, shape in [
+        ("param", "wf", params["wf"].shape),
+        ("param", "bo", (4,)),
+        ("state", "s", (3, 4)),
+        ("state", "h", (3, 4)),
+    ]:
         V = rng.standard_normal((4, *shape))
         if kind == "state" and name == "h":
-            V[:, [0, 2]] = 0.0                  # a tap direction that starts at step 1 (copies share step 0)
+            V[:, [0, 2]] = 0.0  # a tap direction that starts at step 1 (copies share step 0)
         for deltas in (np.array([1e-4, -1e-4, 2e-3, 0.0]), np.full(4, 1e-20j)):
             got = m.loss_directions_many(params, [(kind, name, V, deltas[None, :])])[0][0]
             want = directions_one_at_a_time(m, params, kind, name, V, deltas)
@@ -164,7 +175,9 @@ def test_chunk_size_does_not_change_the_verdict():
     m = Planted(3, 5, 3, seed=4, plant=entry_bug("wo", (1, 1), 1e-3))
     a, b = check(m, batch=7), check(m, batch=1000)
     assert a.settings["evaluation"]["batch"] == 7
-    assert [(r.label, r.passed, r.worst_index) for r in a.rows] == [(r.label, r.passed, r.worst_index) for r in b.rows]
+    assert [(r.label, r.passed, r.worst_index) for r in a.rows] == [
+        (r.label, r.passed, r.worst_index) for r in b.rows
+    ]
 
 
 def test_auto_batch_bounds_memory():
@@ -184,7 +197,7 @@ class _BrokenBatch(ReferenceLSTM):
             raise FloatingPointError("batch blew up")
         if self.how == "shape":
             return np.zeros(len(flat_idx) + 1)
-        return np.zeros(len(flat_idx))     # real losses for complex deltas
+        return np.zeros(len(flat_idx))  # real losses for complex deltas
 
 
 def test_batched_model_errors_are_named():
@@ -218,6 +231,7 @@ def test_declared_batched_without_loss_batch_is_a_protocol_error():
 def test_forcing_batched_on_a_plain_model_is_a_usage_error():
     class Plain(_NoBatch):
         capabilities = ()
+
     with pytest.raises(ProtocolError, match="batched"):
         check(Plain(), batched=True)
 
@@ -231,9 +245,15 @@ def test_chunked_evaluator_without_loss_batch_matches_serial_loop():
     assert _close(ev.losses("param", "wg", idx, d), _one_at_a_time(m, "param", "wg", idx, d), 10.0)
 
 
-@given(x_dim=st.integers(1, 4), hidden=st.integers(1, 5), steps=st.integers(1, 4),
-       variant=st.sampled_from(["simple", "tanh"]), loss=st.sampled_from(["full", "seed"]),
-       seed=st.integers(0, 2**16), step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]))
+@given(
+    x_dim=st.integers(1, 4),
+    hidden=st.integers(1, 5),
+    steps=st.integers(1, 4),
+    variant=st.sampled_from(["simple", "tanh"]),
+    loss=st.sampled_from(["full", "seed"]),
+    seed=st.integers(0, 2**16),
+    step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]),
+)
 def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, steps, variant, loss, seed, step):
     """Every block and both taps; tap copies touch different first steps (in any order, some none at all)."""
     m = ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed)
@@ -244,36 +264,49 @@ def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, step
     for kind, name, shape in blocks:
         V = rng.choice([-1.0, 1.0, 0.7], size=(deltas.size, *shape))
         if kind == "state":
-            for k in range(deltas.size):         # copy k starts at a random step (== steps: untouched)
-                V[k, :rng.integers(0, steps + 1)] = 0.0
+            for k in range(deltas.size):  # copy k starts at a random step (== steps: untouched)
+                V[k, : rng.integers(0, steps + 1)] = 0.0
         got = m.loss_directions_many(params, [(kind, name, V, deltas[None, :])])[0][0]
         want = directions_one_at_a_time(m, params, kind, name, V, deltas)
         assert _close_losses(got, want, step), (kind, name)
 
 
-@given(x_dim=st.integers(1, 4), hidden=st.integers(1, 5), steps=st.integers(1, 4),
-       variant=st.sampled_from(["simple", "tanh"]), loss=st.sampled_from(["full", "seed"]),
-       seed=st.integers(0, 2**16), step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]),
-       stencil=st.booleans(), nonzero_init=st.booleans())
-def test_direction_losses_many_equal_one_at_a_time(x_dim, hidden, steps, variant, loss, seed, step, stencil,
-                                                   nonzero_init):
+@given(
+    x_dim=st.integers(1, 4),
+    hidden=st.integers(1, 5),
+    steps=st.integers(1, 4),
+    variant=st.sampled_from(["simple", "tanh"]),
+    loss=st.sampled_from(["full", "seed"]),
+    seed=st.integers(0, 2**16),
+    step=st.sampled_from([1e-5, -3e-3, 0.2, 1e-20j, 1e-3j]),
+    stencil=st.booleans(),
+    nonzero_init=st.booleans(),
+)
+def test_direction_losses_many_equal_one_at_a_time(
+    x_dim, hidden, steps, variant, loss, seed, step, stencil, nonzero_init
+):
     """Every block and both taps in ONE call (the screen's), in a shuffled order, with (K,) or (S, K) deltas:
     each request's losses equal one loss() call per copy."""
     m = ReferenceLSTM(x_dim, hidden, steps, variant=variant, loss=loss, seed=seed, nonzero_init=nonzero_init)
     params = m.parameters()
     rng = np.random.default_rng(seed)
     K = 3
-    deltas = step * (np.array([[1.0, 0.5, -2.0], [-1.0, -0.5, 2.0]]) if stencil else np.array([1.0, -0.5, 3.0]))
+    deltas = step * (
+        np.array([[1.0, 0.5, -2.0], [-1.0, -0.5, 2.0]]) if stencil else np.array([1.0, -0.5, 3.0])
+    )
     blocks = [("param", k, params[k].shape) for k in params] + [("state", s, (steps, hidden)) for s in "hs"]
     requests = []
     for n in rng.permutation(len(blocks)):
         kind, name, shape = blocks[n]
         V = rng.choice([-1.0, 1.0, 0.7], size=(K, *shape))
         if kind == "state":
-            for k in range(K):                   # copy k starts at a random step (== steps: untouched)
-                V[k, :rng.integers(0, steps + 1)] = 0.0
-        if len(shape) == 2 and kind == "param" and rng.random() < 0.5:     # rank-1 factors of a weight block
-            V = (rng.choice([-1.0, 1.0, 0.7], size=(K, shape[0])), rng.choice([-1.0, 1.0, 0.3], size=(K, shape[1])))
+            for k in range(K):  # copy k starts at a random step (== steps: untouched)
+                V[k, : rng.integers(0, steps + 1)] = 0.0
+        if len(shape) == 2 and kind == "param" and rng.random() < 0.5:  # rank-1 factors of a weight block
+            V = (
+                rng.choice([-1.0, 1.0, 0.7], size=(K, shape[0])),
+                rng.choice([-1.0, 1.0, 0.3], size=(K, shape[1])),
+            )
         requests.append((kind, name, V, deltas))
     got = m.loss_directions_many(params, requests)
     assert len(got) == len(requests)

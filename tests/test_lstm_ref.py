@@ -61,6 +61,7 @@ def test_param_grads_match_complex_step(x_dim, hidden, T, variant, loss):
     params, xs, ys, h0, s0 = problem(x_dim, hidden, T, loss)
     _, grads, _, _ = lstm_ref.loss_and_grads(params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0)
     for k in PARAM_KEYS:
+
         def f(block, k=k):
             return lstm_ref.total_loss({**params, k: block}, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0)
 
@@ -72,9 +73,11 @@ def test_state_grads_match_taps(x_dim, hidden, T, variant, loss):
     params, xs, ys, h0, s0 = problem(x_dim, hidden, T, loss)
     _, _, dh, ds = lstm_ref.loss_and_grads(params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0)
     for state, analytic in (("h", dh), ("s", ds)):
+
         def f(tap, state=state):
-            return lstm_ref.total_loss(params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0,
-                                       taps={state: tap})
+            return lstm_ref.total_loss(
+                params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0, taps={state: tap}
+            )
 
         numeric = complex_step(f, np.zeros((T, hidden)))
         assert rel_err(analytic, numeric) < 1e-12, state
@@ -105,8 +108,8 @@ def test_last_step_structure_simple_variant():
     params, xs, ys, h0, s0 = problem(3, 4, 4, "full")
     tr = lstm_ref.forward(params, xs, h0=h0, s0=s0)
     _, _, dh, ds = lstm_ref.loss_and_grads(params, xs, ys, loss="full", h0=h0, s0=s0)
-    np.testing.assert_allclose(dh[-1], 2 * (tr.h[-1] - ys[-1]), rtol=1e-14)    # the loss gradient alone
-    np.testing.assert_allclose(ds[-1], tr.o[-1] * dh[-1], rtol=1e-14)         # nothing flows from t = T
+    np.testing.assert_allclose(dh[-1], 2 * (tr.h[-1] - ys[-1]), rtol=1e-14)  # the loss gradient alone
+    np.testing.assert_allclose(ds[-1], tr.o[-1] * dh[-1], rtol=1e-14)  # nothing flows from t = T
     # seed loss: only h[0] receives gradient at the last step
     ys1 = ys[:, 0]
     _, _, dh1, _ = lstm_ref.loss_and_grads(params, xs, ys1, loss="seed", h0=h0, s0=s0)
@@ -128,7 +131,7 @@ def test_shapes_and_trace():
     for name in ("h", "s", "g", "i", "f", "o"):
         assert getattr(tr, name).shape == (5, 4)
     assert tr.x_c.shape == (5, 7)
-    np.testing.assert_array_equal(tr.x_c[1, 3:], tr.h[0])          # x_c(t) = [x(t), h(t-1)]
+    np.testing.assert_array_equal(tr.x_c[1, 3:], tr.h[0])  # x_c(t) = [x(t), h(t-1)]
     np.testing.assert_array_equal(tr.x_c[0, :3], xs[0])
     L, grads, dh, ds = lstm_ref.loss_and_grads(params, xs, ys)
     assert isinstance(L, float)
@@ -141,7 +144,7 @@ def test_init_params_contract():
     assert list(p) == ["wg", "wi", "wf", "wo", "bg", "bi", "bf", "bo"]
     assert p["wg"].shape == (2, 5) and p["bo"].shape == (2,)
     assert all(np.all(np.abs(v) <= 0.2) for v in p.values())
-    assert not np.array_equal(p["wg"], p["wi"])                       # independent draws per block
+    assert not np.array_equal(p["wg"], p["wi"])  # independent draws per block
     rng = np.random.default_rng(7)
     np.testing.assert_array_equal(p["wg"], rng.uniform(-0.2, 0.2, size=(2, 5)))
     q = lstm_ref.init_params(3, 2, seed=7, scale=0.2)
@@ -151,8 +154,14 @@ def test_init_params_contract():
 def test_float32_stays_float32_and_is_accurate():
     params, xs, ys, h0, s0 = problem(3, 4, 3, "full")
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
-    L, grads, dh, ds = lstm_ref.loss_and_grads(p32, xs.astype(np.float32), ys.astype(np.float32), loss="full",
-                                               h0=h0.astype(np.float32), s0=s0.astype(np.float32))
+    L, grads, dh, ds = lstm_ref.loss_and_grads(
+        p32,
+        xs.astype(np.float32),
+        ys.astype(np.float32),
+        loss="full",
+        h0=h0.astype(np.float32),
+        s0=s0.astype(np.float32),
+    )
     assert all(v.dtype == np.float32 for v in grads.values()) and dh.dtype == ds.dtype == np.float32
     _, g64, _, _ = lstm_ref.loss_and_grads(params, xs, ys, loss="full", h0=h0, s0=s0)
     assert max(rel_err(grads[k], g64[k]) for k in grads) < 1e-4
@@ -172,24 +181,37 @@ def test_sigmoid_does_not_overflow_in_float32():
     assert np.all(np.isfinite(tr.h))
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda a: a.update(xs=np.zeros((0, 3))), r"xs: expected shape \(T, x_dim\)"),
-    (lambda a: a.update(xs=np.zeros((4, 2))), r"xs: expected shape \(4, 3\)"),
-    (lambda a: a.update(xs=np.zeros(3)), r"xs: expected shape"),
-    (lambda a: a.update(ys=np.zeros((4, 2))), r"ys: expected shape \(4,\)"),
-    (lambda a: a.update(loss="full"), r"ys: expected shape \(4, 2\)"),
-    (lambda a: a.update(variant="peephole"), r"variant: expected one of"),
-    (lambda a: a.update(loss="l1"), r"loss: expected one of"),
-    (lambda a: a.update(h0=np.zeros(3)), r"h0: expected shape \(2,\)"),
-    (lambda a: a.update(s0=np.array([0.0, np.nan])), r"s0: contains NaN"),
-    (lambda a: a["xs"].__setitem__((1, 1), np.inf), r"xs: contains NaN or inf"),
-    (lambda a: a["params"].pop("bf"), r"params: expected keys .* missing \['bf'\]"),
-    (lambda a: a["params"].__setitem__("wi", np.zeros((2, 4))), r"params\['wi'\]: expected shape \(2, 5\)"),
-    (lambda a: a["params"]["bo"].__setitem__(0, np.nan), r"params\['bo'\]: contains NaN"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda a: a.update(xs=np.zeros((0, 3))), r"xs: expected shape \(T, x_dim\)"),
+        (lambda a: a.update(xs=np.zeros((4, 2))), r"xs: expected shape \(4, 3\)"),
+        (lambda a: a.update(xs=np.zeros(3)), r"xs: expected shape"),
+        (lambda a: a.update(ys=np.zeros((4, 2))), r"ys: expected shape \(4,\)"),
+        (lambda a: a.update(loss="full"), r"ys: expected shape \(4, 2\)"),
+        (lambda a: a.update(variant="peephole"), r"variant: expected one of"),
+        (lambda a: a.update(loss="l1"), r"loss: expected one of"),
+        (lambda a: a.update(h0=np.zeros(3)), r"h0: expected shape \(2,\)"),
+        (lambda a: a.update(s0=np.array([0.0, np.nan])), r"s0: contains NaN"),
+        (lambda a: a["xs"].__setitem__((1, 1), np.inf), r"xs: contains NaN or inf"),
+        (lambda a: a["params"].pop("bf"), r"params: expected keys .* missing \['bf'\]"),
+        (
+            lambda a: a["params"].__setitem__("wi", np.zeros((2, 4))),
+            r"params\['wi'\]: expected shape \(2, 5\)",
+        ),
+        (lambda a: a["params"]["bo"].__setitem__(0, np.nan), r"params\['bo'\]: contains NaN"),
+    ],
+)
 def test_bad_input_names_the_argument(change, match):
-    args = {"params": lstm_ref.init_params(3, 2), "xs": np.zeros((4, 3)), "ys": np.zeros(4),
-            "variant": "simple", "loss": "seed", "h0": None, "s0": None}
+    args = {
+        "params": lstm_ref.init_params(3, 2),
+        "xs": np.zeros((4, 3)),
+        "ys": np.zeros(4),
+        "variant": "simple",
+        "loss": "seed",
+        "h0": None,
+        "s0": None,
+    }
     change(args)
     with pytest.raises(ValueError, match=match):
         lstm_ref.loss_and_grads(args.pop("params"), args.pop("xs"), args.pop("ys"), **args)
@@ -204,6 +226,7 @@ def test_bad_taps_are_rejected():
 
 
 # ------------------------------------------------------------------------------------- the write-up's demo
+
 
 def run_demo(*argv):
     out = io.StringIO()

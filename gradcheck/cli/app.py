@@ -1,4 +1,4 @@
-"""The command line: ``gradcheck run | demo | selftest | fuzz``. A thin argparse layer; ``main(argv) -> int``."""
+"""The command line: ``gradcheck run | demo | selftest | fuzz | report``. A thin argparse layer; ``main(argv) -> int``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import EXIT_OK, EXIT_USAGE, ModelError, ProtocolError, UsageError, exit_code
-from . import fuzz, run, selftest
+from . import fuzz, report, run, selftest
 from .argtypes import positive_int
 from .loading import CONFIG_KEYS
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_parser(sub)
     fuzz.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
@@ -95,7 +96,13 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": run.cmd, "demo": cmd_demo, "selftest": selftest.cmd, "fuzz": fuzz.cmd}
+COMMANDS = {
+    "run": run.cmd,
+    "demo": cmd_demo,
+    "selftest": selftest.cmd,
+    "fuzz": fuzz.cmd,
+    "report": report.cmd,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

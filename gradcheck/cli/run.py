@@ -23,9 +23,10 @@ EXIT_CODES = """exit codes:
      key or GRADCHECK_* value, unwritable report path); nothing is written
   3  the model raised while being checked (its message is shown); nothing is written
 
-reports: reports/gradcheck.json, .xml (JUnit) and .md by default (--report-dir, --no-reports, --json/--junit/
---markdown PATH). configuration: [tool.gradcheck] in the nearest pyproject.toml (keys = long option names) and
-GRADCHECK_<OPTION> environment variables; precedence: command line > environment > pyproject.toml > defaults."""
+reports: reports/gradcheck.json, .xml (JUnit), .md and .html by default (--report-dir, --no-reports,
+--json/--junit/--markdown/--html PATH); gradcheck report REPORT.json renders a saved report again.
+configuration: [tool.gradcheck] in the nearest pyproject.toml (keys = long option names) and GRADCHECK_<OPTION>
+environment variables; precedence: command line > environment > pyproject.toml > defaults."""
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,16 +82,17 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         "--report-dir",
         metavar="DIR",
         default="reports",
-        help="directory of gradcheck.json, gradcheck.xml, gradcheck.md (default: reports)",
+        help="directory of gradcheck.json, gradcheck.xml, gradcheck.md, gradcheck.html (default: reports)",
     )
     out.add_argument(
         "--no-reports",
         action="store_true",
-        help="do not write the report files of --report-dir (explicit --json/--junit/--markdown "
+        help="do not write the report files of --report-dir (explicit --json/--junit/--markdown/--html "
         "paths are still written)",
     )
     out.add_argument("--junit", metavar="PATH", help="write the JUnit XML report to PATH")
     out.add_argument("--markdown", metavar="PATH", help="write the Markdown report to PATH")
+    out.add_argument("--html", metavar="PATH", help="write the HTML report (one self-contained page) to PATH")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress line and no notes on stderr")
 
 
@@ -151,6 +153,7 @@ def cmd(args) -> int:
     """Check, then write the report files (all or none), print the chosen format, feed CI; exit 0/1."""
     from ..checker import check  # numpy and the formats are imported when a check runs, not for --help
     from ..output import github
+    from ..output.html import html_text
     from ..output.json_report import json_text
     from ..output.junit import junit
     from ..output.markdown import markdown
@@ -162,6 +165,7 @@ def cmd(args) -> int:
         json=args.json,
         junit=args.junit,
         markdown=args.markdown,
+        html=args.html,
     )
     model = make_model(args)
     progress = Progress(sys.stderr) if progress_enabled(sys.stderr, quiet=args.quiet) else None
@@ -182,7 +186,7 @@ def cmd(args) -> int:
     report = dataclasses.replace(
         report, hints="cli", model_spec=args.model, rerun=rerun_command(args, report.settings["mode"])
     )
-    rendered = {"json": json_text, "junit": junit, "markdown": markdown}
+    rendered = {"json": json_text, "junit": junit, "markdown": markdown, "html": html_text}
     texts = {kind: rendered[kind](report) for kind in {*paths, args.format} & rendered.keys()}
     try:
         files.write_all({path: texts[kind] for kind, path in paths.items()})

@@ -11,7 +11,8 @@ from ..errors import EXIT_FAIL, EXIT_OK, UsageError
 from ..lstm import MIN_STEPS
 from ..lstm.selftest import DEFAULT_METHOD, SelftestConfig, markdown, run_selftest, text
 from ..options import METHODS
-from ..output.files import write_atomic
+from ..output.files import write_all
+from ..output.selftest_html import selftest_page
 from .argtypes import positive_int, seed_int
 
 DESCRIPTION = """\
@@ -61,7 +62,7 @@ def add_parser(subparsers) -> None:
         "--report-dir",
         default="reports",
         metavar="DIR",
-        help="write selftest.json and selftest.md here (default reports/)",
+        help="write selftest.json, selftest.md and selftest.html here (default reports/)",
     )
     p.add_argument("--no-reports", action="store_true", help="write no report files")
 
@@ -88,11 +89,14 @@ def cmd(args) -> int:
     result = run_selftest(config, names=args.mutant, demo=not args.no_demo)
     print(text(result))
     if not args.no_reports:
-        write_atomic(
-            os.path.join(args.report_dir, "selftest.json"),
-            json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n",
+        data = json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n"
+        write_all(
+            {
+                os.path.join(args.report_dir, "selftest.json"): data,
+                os.path.join(args.report_dir, "selftest.md"): markdown(result),
+                os.path.join(args.report_dir, "selftest.html"): selftest_page(json.loads(data)),
+            }
         )
-        write_atomic(os.path.join(args.report_dir, "selftest.md"), markdown(result))
     return EXIT_OK if result.passed else EXIT_FAIL
 
 

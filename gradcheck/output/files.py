@@ -19,8 +19,13 @@ import tempfile
 from ..errors import UsageError
 
 DEFAULT_DIR = "reports"
-FILE_NAMES = {"json": "gradcheck.json", "junit": "gradcheck.xml", "markdown": "gradcheck.md"}
-FLAGS = {"json": "--json", "junit": "--junit", "markdown": "--markdown"}
+FILE_NAMES = {
+    "json": "gradcheck.json",
+    "junit": "gradcheck.xml",
+    "markdown": "gradcheck.md",
+    "html": "gradcheck.html",
+}
+FLAGS = {"json": "--json", "junit": "--junit", "markdown": "--markdown", "html": "--html"}
 
 
 def report_paths(
@@ -30,9 +35,11 @@ def report_paths(
     json: str | None = None,
     junit: str | None = None,
     markdown: str | None = None,
+    html: str | None = None,
 ) -> dict[str, str]:
-    """``{"json"|"junit"|"markdown": path}`` for the files to write, after checking that each can be written."""
-    explicit = {"json": json, "junit": junit, "markdown": markdown}
+    """``{"json"|"junit"|"markdown"|"html": path}`` for the files to write, after checking that each can be
+    written."""
+    explicit = {"json": json, "junit": junit, "markdown": markdown, "html": html}
     if report_dir is not None and not str(report_dir).strip():
         raise UsageError("--report-dir: empty path")
     out = {}

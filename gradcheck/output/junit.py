@@ -11,7 +11,7 @@ from .text import diagnosis_text, failure_message, index_str, sci
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _x(s) -> str:
+def xml_text(s) -> str:
     """Text XML can carry (characters XML 1.0 forbids become \\xNN, as pytest does)."""
     return _XML_ILLEGAL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(s))
 
@@ -50,10 +50,10 @@ def junit(report: Report, *, suite: str = "gradcheck") -> str:
         )
     for name, value in pairs:
         value = str(value).lower() if isinstance(value, bool) else value
-        ET.SubElement(props, "property", name=_x(name), value=_x(value))
+        ET.SubElement(props, "property", name=xml_text(name), value=xml_text(value))
     for r in rows:
         classname = f"{suite}.{r.kind}" if r.kind == "param" else f"{suite}.{r.kind}.{r.name}"
-        tc = ET.SubElement(ts, "testcase", classname=_x(classname), name=_x(r.label))
+        tc = ET.SubElement(ts, "testcase", classname=xml_text(classname), name=xml_text(r.label))
         tp = ET.SubElement(tc, "properties")
         for name, value in (
             ("max_abs_err", sci(r.max_abs_err)),
@@ -64,13 +64,13 @@ def junit(report: Report, *, suite: str = "gradcheck") -> str:
             ("tolerance", sci(r.tolerance)),
             ("checked", r.checked),
         ):
-            ET.SubElement(tp, "property", name=name, value=_x(value))
+            ET.SubElement(tp, "property", name=name, value=xml_text(value))
         if not r.passed:
             body = [failure_message(r), "analytic = the model's gradient, numeric = finite differences"]
             if diagnosis_text(r, report.hints):
                 body.append(f"step-size re-check: {diagnosis_text(r, report.hints)}")
-            fail = ET.SubElement(tc, "failure", message=_x(failure_message(r)))
-            fail.text = _x("\n".join(body))
+            fail = ET.SubElement(tc, "failure", message=xml_text(failure_message(r)))
+            fail.text = xml_text("\n".join(body))
     root = ET.Element("testsuites", name="gradcheck")
     root.append(ts)
     return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode") + "\n"
