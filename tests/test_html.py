@@ -100,7 +100,7 @@ def edited(d: dict) -> dict:
     rows.append(
         dict(wx, name="d", passed=False, ratio="nan", note="the analytic gradient holds NaN", diagnosis=None)
     )
-    d["rerun"] = ["gradcheck", "run", "--model", "my_models:buggy_lstm", "--seed", "0"]
+    d["rerun"] = "gradcheck run --model my_models:buggy_lstm --seed 0"
     d["model_spec"] = "my_models:buggy_lstm"
     return d
 
