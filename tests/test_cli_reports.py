@@ -17,7 +17,7 @@ from gradcheck.output.text import color_enabled
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--x-dim", "3", "--hidden", "4", "--steps", "3"]
-FILES = ("gradcheck.json", "gradcheck.xml", "gradcheck.md")
+FILES = ("gradcheck.html", "gradcheck.json", "gradcheck.xml", "gradcheck.md")
 
 USER_MODELS = textwrap.dedent("""
     import lstm_ref
@@ -80,7 +80,7 @@ def files_in(d):
 # ------------------------------------------------------------------------------------------ exit codes
 
 
-def test_a_correct_model_exits_0_and_writes_the_three_reports(tmp_path, capsys):
+def test_a_correct_model_exits_0_and_writes_the_four_reports(tmp_path, capsys):
     assert run(*SMALL) == 0
     assert files_in(tmp_path / "reports") == sorted(FILES)
     out, err = capsys.readouterr()
@@ -170,7 +170,7 @@ def test_no_reports_writes_nothing_but_explicit_paths(tmp_path, capsys):
 
 def test_report_dir_and_explicit_paths(tmp_path):
     assert run(*SMALL, "--report-dir", "ci/gc", "--json", "g.json") == 0
-    assert files_in(tmp_path / "ci" / "gc") == ["gradcheck.md", "gradcheck.xml"]
+    assert files_in(tmp_path / "ci" / "gc") == ["gradcheck.html", "gradcheck.md", "gradcheck.xml"]
     assert json.loads((tmp_path / "g.json").read_text())["passed"] is True
 
 

@@ -245,6 +245,7 @@ def test_report_paths_default_to_reports_dir_and_explicit_paths_win(tmp_path):
         "json": str(tmp_path / "x.json"),
         "junit": str(tmp_path / "r" / "gradcheck.xml"),
         "markdown": str(tmp_path / "r" / "gradcheck.md"),
+        "html": str(tmp_path / "r" / "gradcheck.html"),
     }
     assert report_paths(report_dir="r", no_reports=True) == {}
     assert report_paths(report_dir="r", no_reports=True, junit="j.xml") == {"junit": "j.xml"}

@@ -12,7 +12,6 @@ from ..lstm import MIN_STEPS
 from ..lstm.selftest import DEFAULT_METHOD, SelftestConfig, markdown, run_selftest, text
 from ..options import METHODS
 from ..output.files import write_all
-from ..output.selftest_html import selftest_page
 from .argtypes import positive_int, seed_int
 
 DESCRIPTION = """\
@@ -69,6 +68,7 @@ def add_parser(subparsers) -> None:
 
 def cmd(args) -> int:
     from ..lstm.mutants import BY_NAME
+    from ..output.selftest_html import selftest_page
 
     if args.steps < MIN_STEPS:
         raise UsageError(
