@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import finite_diff as fd
-from .analytic import Analytic, read_analytic
+from .analytic import Analytic, ignored_taps, read_analytic
 from .diagnose import diagnose as diagnose_row
 from .fast import screen
 from .fast.cost import full_check_cost
@@ -74,6 +74,7 @@ def check(
         kept = {key: row for key, row in screened.items() if not screen.needs_full(row)}
         rng = np.random.default_rng([plan.seed, SAMPLE_STREAM]) if plan.sample is not None else None
         rows = [kept.get(t.key) or full_row(ev, t, spec.params, grads, plan, rng) for t in todo]
+        ignored_taps(rows, grads)
         clock.lap("numeric")
         if plan.diagnose:
             rows = [diagnosed(row, t, model, ev, spec, grads, plan) for row, t in zip(rows, todo)]
