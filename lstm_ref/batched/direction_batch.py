@@ -1,10 +1,10 @@
 """The screen's batch layout: the copies of several direction requests as the columns of ONE batch.
 
 A request ``(kind, name, V, d)`` holds K directions ``V`` and steps ``d`` ``(S, K)`` (validated by
-:mod:`.directions`): S*K copies, copy (s, k) moving block ``name`` by ``d[s, k] V_k`` (kind "param") or setting
-the tap ``taps[name] = d[s, k] V_k`` ``(T, H)`` (kind "state"). Columns: the parameter copies first, grouped by
-gate (they move from step 0), then the tap copies of all state requests sorted by the first step their tap
-touches (they equal the unperturbed pass before it and join the batch at that step; T: never).
+:mod:`.directions`): S*K copies, copy (s, k) moving block ``name`` by ``d[s, k] V_k`` (kind "param") or
+setting the tap ``taps[name] = d[s, k] V_k`` ``(T, H)`` (kind "state"). Columns: the parameter copies first,
+grouped by gate (they move from step 0), then the tap copies of all state requests sorted by the first step
+their tap touches (they equal the unperturbed pass before it and join the batch at that step; T: never).
 
 A weight direction's term ``V_k [x(t), h(t-1)]`` is computed for all steps at the unperturbed h(t-1)
 (``inputs`` ``(T, H, S*K)``) and corrected per copy by ``V_k[:, X:] (h_k(t-1) - h(t-1))`` (``recurrent``).
@@ -12,6 +12,7 @@ A weight direction's term ``V_k [x(t), h(t-1)]`` is computed for all steps at th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +30,9 @@ class ParamColumns(NamedTuple):
     cols: slice  # the request's columns
     d_scaled: np.ndarray | None  # (1, n): steps times the gate's activation pre-scaling (None for tangents)
     inputs: np.ndarray | None  # weights: (T, H, n), V_k [x(t), h(t-1)] at the unperturbed h(t-1)
-    recurrent: object | None  # weights, real path: dh (H, n) -> V_k[:, X:] dh_k (H, n)
+    recurrent: (
+        Callable[[np.ndarray], np.ndarray] | None
+    )  # weights, real path: dh (H, n) -> V_k[:, X:] dh_k (H, n)
     bias_dir: np.ndarray | None  # biases: (H, n), V_k
 
 
@@ -39,8 +42,9 @@ class DirectionBatch:
     ``n_copies`` = N; ``n_param`` = P; ``first_step`` ``(N,)``: the first step each column differs at;
     ``running[t]``: the columns running at step t are the first ``running[t]``; ``param_columns``: one
     :class:`ParamColumns` per parameter request, in column order; ``injections`` (tangents only): per gate,
-    ``(rows, cols, inputs (T, H, n))`` with every parameter column of that gate; ``taps`` ``(N - P, T, H)``: the
-    tap values (``d_k V_k``, or ``V_k`` for tangents) in column order, ``is_s`` ``(N - P,)``: tap on s (else h).
+    ``(rows, cols, inputs (T, H, n))`` with every parameter column of that gate; ``taps`` ``(N - P, T, H)``:
+    the tap values (``d_k V_k``, or ``V_k`` for tangents) in column order, ``is_s`` ``(N - P,)``: tap on s
+    (else on h).
     """
 
     def __init__(self, u: Unperturbed, requests, *, tangent: bool):
@@ -115,7 +119,7 @@ class DirectionBatch:
         return [values[self.columns[n]] for n in range(len(self.sizes))]
 
     def tap_rows(self, t: int, n1: int):
-        """The taps at step t of the running tap columns, ``(H, m)`` for s and for h (None when there are none)."""
+        """The taps at step t of the running tap columns, ``(H, m)`` for s and for h (None: none there)."""
         m = n1 - self.n_param
         if m <= 0:
             return None, None
@@ -125,8 +129,8 @@ class DirectionBatch:
 
 
 def _injections(param_columns, T: int, H: int):
-    """Per gate: ``(rows, cols, inputs (T, H, n))``, the tangent every parameter column of that gate receives at
-    each step (biases: their direction, at every step)."""
+    """Per gate: ``(rows, cols, inputs (T, H, n))``, the tangent every parameter column of that gate receives
+    at each step (biases: their direction, at every step)."""
     groups = []
     for pc in param_columns:
         inputs = pc.inputs if pc.inputs is not None else np.broadcast_to(pc.bias_dir, (T, *pc.bias_dir.shape))
@@ -141,7 +145,7 @@ def _injections(param_columns, T: int, H: int):
 
 
 class DenseRecurrent:
-    """``dh -> V_k[:, X:] dh_k`` for every column (s, k) of ``dh`` ``(H, S*K)``; ``w_h_dirs`` ``(K, H, H)``."""
+    """``dh -> V_k[:, X:] dh_k`` for each column (s, k) of ``dh`` ``(H, S*K)``; ``w_h_dirs`` ``(K, H, H)``."""
 
     def __init__(self, w_h_dirs: np.ndarray):
         self.w_h_dirs = w_h_dirs

@@ -1,11 +1,11 @@
-"""Direction perturbations, the screen's batch: L for copies that move a whole block (or tap) along a direction.
+"""Direction perturbations, the screen's batch: L for copies moving a whole block (or tap) along a direction.
 
 Copy k of a request: ``params[name] + d[k] * V_k`` (kind "param", ``V`` ``(K, *block_shape)``, or for a weight
-block rank-1 factors ``(A (K, H), B (K, X+H))``, ``V_k = outer(A_k, B_k)``), or the tap ``taps[name] = d[k] *
-V_k`` (kind "state", ``V`` ``(K, T, H)``). ``d`` ``(K,)`` or ``(S, K)`` (a stencil: S steps along each of the
-K directions); the result has the shape of ``d``. :func:`direction_losses_many` runs the copies of all requests
-as the columns of ONE batch (:mod:`.direction_batch`): one shared-weight GEMM per step for every block and
-state of a screen.
+block rank-1 factors ``(A (K, H), B (K, X+H))``, ``V_k = outer(A_k, B_k)``), or the tap
+``taps[name] = d[k] * V_k`` (kind "state", ``V`` ``(K, T, H)``). ``d`` ``(K,)`` or ``(S, K)`` (a stencil: S
+steps along each of the K directions); the result has the shape of ``d``. :func:`direction_losses_many` runs
+the copies of all requests as the columns of ONE batch (:mod:`.direction_batch`): one shared-weight GEMM per
+step for every block and state of a screen.
 
 Real deltas run in real arithmetic; tiny imaginary deltas take the tangent path (:mod:`.tangents`); any other
 complex delta runs the real-path code in complex arithmetic (slow, exact semantics).
@@ -23,7 +23,18 @@ from .unperturbed import Unperturbed, UnperturbedCache, unperturbed_pass
 
 
 def direction_losses(
-    params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name, directions, deltas,
+    params,
+    xs,
+    ys,
+    *,
+    variant="simple",
+    loss="full",
+    h0=None,
+    s0=None,
+    kind,
+    name,
+    directions,
+    deltas,
     cache: UnperturbedCache | None = None,
 ) -> np.ndarray:
     """L with a whole block moved along a direction, for K copies, shape ``(K,)`` (or ``(S, K)``).
@@ -33,29 +44,45 @@ def direction_losses(
     The one-request case of :func:`direction_losses_many`.
     """
     return direction_losses_many(
-        params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0,
-        requests=[(kind, name, directions, deltas)], cache=cache,
-    )[0]  # fmt: skip
+        params,
+        xs,
+        ys,
+        variant=variant,
+        loss=loss,
+        h0=h0,
+        s0=s0,
+        requests=[(kind, name, directions, deltas)],
+        cache=cache,
+    )[0]
 
 
 def direction_losses_many(
-    params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, requests,
+    params,
+    xs,
+    ys,
+    *,
+    variant="simple",
+    loss="full",
+    h0=None,
+    s0=None,
+    requests,
     cache: UnperturbedCache | None = None,
 ) -> list[np.ndarray]:
-    """``[direction_losses(..., kind=k, name=n, directions=V, deltas=d) for k, n, V, d in requests]``, with the
-    copies of all requests in ONE batch (one GEMM per step for all blocks and states of a screen).
+    """``[direction_losses(..., kind=k, name=n, directions=V, deltas=d) for k, n, V, d in requests]``, with
+    the copies of all requests in ONE batch (one GEMM per step for all blocks and states of a screen).
 
     ``params``: the eight blocks (the base point); ``xs`` ``(T, X)``; ``ys`` ``(T,)`` (seed) or ``(T, H)``
     (full); ``h0``, ``s0`` ``(H,)`` or None. ``deltas`` ``(K,)`` or ``(S, K)`` (a stencil: the result is then
-    ``(S, K)``, and each direction is read once: the products ``V_k [x(t), h(t-1)]`` are shared by its S copies).
-    A weight block's directions may be rank-1 factors ``(A (K, H), B (K, X+H))``, ``V_k = outer(A_k, B_k)``.
-    Raises ValueError naming the bad request part. ``cache``: keeps the unperturbed pass between calls.
+    ``(S, K)``, and each direction is read once: the products ``V_k [x(t), h(t-1)]`` are shared by its S
+    copies). A weight block's directions may be rank-1 factors ``(A (K, H), B (K, X+H))``,
+    ``V_k = outer(A_k, B_k)``. Raises ValueError naming the bad request part. ``cache``: keeps the unperturbed
+    pass between calls.
 
-    Parameter copies: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no GEMM);
-    a weight direction's term ``V_k [x(t), h(t-1)]`` is computed for all steps at the unperturbed h(t-1) (K
-    small GEMMs, or ``A_k (B_k . x_c(t))`` for factors), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per copy. Tap
-    copies are ordered by the first step their tap touches and join the batch at that step (they equal the
-    unperturbed pass before it). Complex step: when every delta is a tiny imaginary step, tangents.
+    Parameter copies: at step 0 only the moved gate's pre-activation differs from the unperturbed pass (no
+    GEMM); a weight direction's term ``V_k [x(t), h(t-1)]`` is computed for all steps at the unperturbed
+    h(t-1) (K small GEMMs, or ``A_k (B_k . x_c(t))`` for factors), plus ``V_k[:, X:] (h_k(t-1) - h(t-1))`` per
+    copy. Tap copies are ordered by the first step their tap touches and join the batch at that step (they
+    equal the unperturbed pass before it). Complex step: when every delta is a tiny imaginary step, tangents.
     """
     u = unperturbed_pass(cache, params, xs, ys, variant, loss, h0, s0)
     reqs = [_validated_request(u, params, *req) for req in requests]
@@ -65,9 +92,11 @@ def direction_losses_many(
         if not d.size:
             out[n] = np.empty(0, np.result_type(u.dt, d.dtype))
     if not live:
-        return out
+        return _shaped(out, requests)
     if is_dual(np.concatenate([reqs[n][3].reshape(-1) for n in live])):  # one tangent per direction
-        batch = DirectionBatch(u, [(k, nm, V, d[:1]) for k, nm, V, d in (reqs[n] for n in live)], tangent=True)
+        batch = DirectionBatch(
+            u, [(k, nm, V, d[:1]) for k, nm, V, d in (reqs[n] for n in live)], tangent=True
+        )
         derivatives = direction_tangents(u.tangents(), batch)
         for n, part in zip(live, batch.split(derivatives), strict=True):
             out[n] = u.L + 1j * (reqs[n][3].imag * part)
@@ -106,14 +135,18 @@ def _validated_request(u: Unperturbed, params, kind, name, directions, deltas):
         A, B = (np.asarray(f) for f in directions)
         K = d.shape[-1] if d.ndim in (1, 2) else -1
         if (
-            d.ndim not in (1, 2) or A.shape != (K, H) or B.shape != (K, u.X + H)
-            or not _all_finite(d) or not _all_finite(A) or not _all_finite(B)
-        ):  # fmt: skip
+            d.ndim not in (1, 2)
+            or A.shape != (K, H)
+            or B.shape != (K, u.X + H)
+            or not _all_finite(d)
+            or not _all_finite(A)
+            or not _all_finite(B)
+        ):
             raise ValueError(
                 f"directions, deltas: expected finite rank-1 factors of shapes (K, {H}), "
                 f"(K, {u.X + H}) and deltas (K,) or (S, K), got {A.shape}, {B.shape} and {d.shape}"
             )
-        return kind, name, (A, B), d.reshape(-1, K)
+        return kind, name, (A, B), _as_stencil(d)
     V = np.asarray(directions)
     if kind == "param":
         if name not in params:
@@ -122,18 +155,25 @@ def _validated_request(u: Unperturbed, params, kind, name, directions, deltas):
     elif kind == "state" and name in ("h", "s"):
         shape = (T, H)
     else:
-        raise ValueError(f"kind, name: expected ('param', block) or ('state', 'h'|'s'), got {kind!r}, {name!r}")
+        raise ValueError(
+            f"kind, name: expected ('param', block) or ('state', 'h'|'s'), got {kind!r}, {name!r}"
+        )
     if d.ndim not in (1, 2) or V.shape != (d.shape[-1], *shape) or not _all_finite(d) or not _all_finite(V):
         raise ValueError(
             f"directions, deltas: expected finite arrays of shapes (K, {shape}) and (K,) or (S, K), "
             f"got {V.shape} and {d.shape}"
         )
-    return kind, name, V, d.reshape(-1, d.shape[-1])
+    return kind, name, V, _as_stencil(d)
+
+
+def _as_stencil(d: np.ndarray) -> np.ndarray:
+    """Deltas ``(K,)`` or ``(S, K)`` as ``(S, K)`` (``(1, K)`` for ``(K,)``; K may be 0)."""
+    return d if d.ndim == 2 else d[None, :]
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """``np.all(np.isfinite(a))``, fast for the usual all-finite array: a finite sum of squares has no inf or NaN
-    term (an overflowing one falls back to the entry-wise test)."""
+    """``np.all(np.isfinite(a))``, fast for the usual all-finite array: a finite sum of squares has no inf or
+    NaN term (an overflowing one falls back to the entry-wise test)."""
     if a.size < 4096 or a.dtype.kind not in "fc":  # small: the plain test is cheaper
         return bool(np.isfinite(a).all())
     flat = np.ascontiguousarray(a).reshape(-1)
@@ -158,9 +198,11 @@ def _start_param_columns(u: Unperturbed, batch: DirectionBatch, z, s) -> None:
         activate_gate(block, gi == 0)
 
 
-def _step_running_columns(u: Unperturbed, batch: DirectionBatch, recurrence, t: int, n0: int, z, h, tmp) -> None:
-    """Step t (> first) of the first n0 columns: their pre-activations from their h(t-1), plus each parameter
-    column's own term, activated in ``z[:, :n0]``."""
+def _step_running_columns(
+    u: Unperturbed, batch: DirectionBatch, recurrence, t: int, n0: int, z, h, tmp
+) -> None:
+    """Step t > 0 of the first n0 columns (all running before t): their pre-activations from their h(t-1) plus
+    each parameter column's own term, activated, in ``z[:, :n0]``."""
     recurrence(n0, z, t)
     for _, rows, cols, d_scaled, inputs, recurrent, bias_dir in batch.param_columns:
         if inputs is None:

@@ -1,14 +1,16 @@
 """Single-entry perturbations: L for K copies that each move ONE parameter entry or set ONE state tap entry.
 
-Copy k: ``params[name].flat[flat_idx[k]] += deltas[k]`` (kind "param"), or the tap ``taps[name].flat[flat_idx[k]]
-= deltas[k]`` (kind "state"; taps are ``(T, H)``, see :func:`lstm_ref.model.forward`). Result ``(K,)``.
+Copy k: ``params[name].flat[flat_idx[k]] += deltas[k]`` (kind "param"), or the tap
+``taps[name].flat[flat_idx[k]] = deltas[k]`` (kind "state"; taps are ``(T, H)``, see
+:func:`lstm_ref.model.forward`). Result ``(K,)``.
 
 A copy differs from the unperturbed pass first at one step t0 (0 for a parameter, the tap's step for a state),
-and there in ONE entry r of s and h, computed per copy as scalars. At step t0+1 the change of h(t0) is one entry,
-so the pre-activations change by a rank-1 term (column r of W_h times the change); from t0+2 on the K copies run
-as one shared-weight GEMM per step (:class:`.kernels.Recurrence`). A parameter copy whose step-0 change is exactly
-zero (a recurrent column while h(-1) = 0, the forget gate while s(-1) = 0: 3/4 of the weights with the default
-zero initial state) equals the unperturbed pass at step 0 and starts at step 1, saving one dense step of T-1.
+and there in ONE entry r of s and h, computed per copy as scalars. At step t0+1 the change of h(t0) is one
+entry, so the pre-activations change by a rank-1 term (column r of W_h times the change); from t0+2 on the K
+copies run as one shared-weight GEMM per step (:class:`.kernels.Recurrence`). A parameter copy whose step-0
+change is exactly zero (a recurrent column while h(-1) = 0, the forget gate while s(-1) = 0: 3/4 of the
+weights with the default zero initial state) equals the unperturbed pass at step 0 and starts at step 1,
+saving one dense step of T-1.
 
 Real deltas run in real arithmetic; tiny imaginary deltas take the tangent path (:mod:`.tangents`); any other
 complex delta runs this module's code in complex arithmetic (slow, exact semantics).
@@ -26,7 +28,18 @@ from .unperturbed import Unperturbed, UnperturbedCache, unperturbed_pass
 
 
 def entry_losses(
-    params, xs, ys, *, variant="simple", loss="full", h0=None, s0=None, kind, name, flat_idx, deltas,
+    params,
+    xs,
+    ys,
+    *,
+    variant="simple",
+    loss="full",
+    h0=None,
+    s0=None,
+    kind,
+    name,
+    flat_idx,
+    deltas,
     cache: UnperturbedCache | None = None,
 ) -> np.ndarray:
     """L at K single-entry perturbations (see the module docstring), shape ``(K,)``.
@@ -63,7 +76,9 @@ def entry_losses(
 def _validated_request(params, variant, loss, kind, name, flat_idx, deltas, T, H):
     """``(flat_idx as intp, deltas)``, both ``(K,)``; raises ValueError naming the bad argument."""
     if variant not in VARIANTS or loss not in LOSSES:
-        raise ValueError(f"variant/loss: expected {list(VARIANTS)} / {list(LOSSES)}, got {variant!r} / {loss!r}")
+        raise ValueError(
+            f"variant/loss: expected {list(VARIANTS)} / {list(LOSSES)}, got {variant!r} / {loss!r}"
+        )
     if kind == "param":
         if name not in params:
             raise ValueError(f"name: {name!r} is not a parameter block; expected one of {sorted(params)}")
@@ -104,8 +119,8 @@ def _param_step(u: Unperturbed, pert: ParamEntries, t0: int):
 
 
 def _param_losses(u: Unperturbed, pert: ParamEntries, t0: int) -> np.ndarray:
-    """Losses ``(K,)`` of parameter copies equal to the unperturbed pass before step t0. Copies whose change at
-    t0 is exactly zero are run from t0+1 instead (one dense step less)."""
+    """Losses ``(K,)`` of parameter copies equal to the unperturbed pass before step t0. Copies whose change
+    at t0 is exactly zero are run from t0+1 instead (one dense step less)."""
     s_r, h_r = _param_step(u, pert, t0)
     same = (s_r == u.s[t0, pert.r]) & (h_r == u.h[t0, pert.r])
     if same.any() and t0 + 1 < u.T:
@@ -131,9 +146,9 @@ def _tap_losses(u: Unperturbed, name: str, t0: int, r: np.ndarray, d: np.ndarray
 
 
 def _losses_from(u: Unperturbed, t0: int, r, s_r, h_r, pert: ParamEntries | None) -> np.ndarray:
-    """Losses ``(K,)`` of copies equal to the unperturbed pass before step t0 and at t0 except in entry ``r_k``
-    of s and h (``s_r``, ``h_r``, each ``(K,)``); ``pert``: the parameter entries that keep acting at every
-    later step (None for taps)."""
+    """Losses ``(K,)`` of copies equal to the unperturbed pass before step t0 and at t0 except in entry
+    ``r_k`` of s and h (``s_r``, ``h_r``, each ``(K,)``); ``pert``: the parameter entries that keep acting at
+    every later step (None for taps)."""
     H, T, dt = u.H, u.T, u.dt
     K = r.size
     ar = np.arange(K)

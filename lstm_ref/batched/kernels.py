@@ -1,8 +1,8 @@
 """The cell and activation kernels every batch shares, on arrays that hold one perturbed copy per COLUMN.
 
-Layout: pre-activations and activations ``(4H, K)``, rows stacked by gate in the order g, i, f, o (H rows each,
-``gate_rows``); states ``(H, K)``. Every gate is a contiguous block of rows, so the cell's elementwise work runs
-on contiguous memory (2.5x faster than on the column slices of ``(K, 4H)``).
+Layout: pre-activations and activations ``(4H, K)``, rows stacked by gate in the order g, i, f, o (H rows
+each, ``gate_rows``); states ``(H, K)``. Every gate is a contiguous block of rows, so the cell's elementwise
+work runs on contiguous memory (2.5x faster than on the column slices of ``(K, 4H)``).
 
 Scaled pre-activations: the stacked rows are multiplied by ``gate_scale`` (-2 for g, -1 for i, f, o; exact in
 binary), so ``z_scaled = -2z`` (g) or ``-z`` (i, f, o) and one ``exp`` over all 4H rows gives
@@ -58,7 +58,7 @@ def activate(z_scaled: np.ndarray, H: int) -> np.ndarray:
 
 
 def activate_gate(z_scaled: np.ndarray, is_g: bool) -> np.ndarray:
-    """In place: one gate's scaled pre-activations (any shape) -> its activation (tanh for g, else sigmoid)."""
+    """In place: one gate's scaled pre-activations (any shape) -> its activation (g: tanh, else sigmoid)."""
     if z_scaled.dtype.kind == "c":
         np.multiply(z_scaled, -0.5, out=z_scaled)
         np.tanh(z_scaled, out=z_scaled)
@@ -77,7 +77,7 @@ def activate_gate(z_scaled: np.ndarray, is_g: bool) -> np.ndarray:
 
 
 def h_of(s, o, variant: str):
-    """h(t) from s(t) and o(t): ``s*o`` (variant "simple") or ``tanh(s)*o`` ("tanh"); any shapes that broadcast."""
+    """h(t) from s(t) and o(t): ``s*o`` (variant "simple") or ``tanh(s)*o`` ("tanh"), any shapes."""
     return s * o if variant == "simple" else np.tanh(s) * o
 
 
@@ -124,9 +124,10 @@ def scratch(K: int, H: int, dt):
 
 
 class Recurrence:
-    """``z_scaled = W_h h(t-1) + (W_x x(t) + b)`` (scaled) for every copy, as ONE GEMM when W_h is small: a last
-    column holding ``zx_scaled[t]`` times the ones row under :func:`scratch`'s ``h`` adds the input part inside
-    the product (a separate add costs ~10% of a step at hidden 128). The ``(4H, H+1)`` copy is per thread.
+    """``z_scaled = W_h h(t-1) + (W_x x(t) + b)`` (scaled) for every copy, as ONE GEMM when W_h is small: a
+    last column holding ``zx_scaled[t]`` times the ones row under :func:`scratch`'s ``h`` adds the input part
+    inside the product (a separate add costs ~10% of a step at hidden 128). The ``(4H, H+1)`` copy is per
+    thread.
 
     ``w_h_scaled`` ``(4H, H)``: the unperturbed pass's scaled recurrent part, in the batch's dtype."""
 

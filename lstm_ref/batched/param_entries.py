@@ -1,8 +1,8 @@
-"""Single parameter entries moved by K copies: where each move enters the stacked pre-activations, and by how much.
+"""Single parameter entries moved by K copies: where each move enters the stacked pre-activations, by what.
 
 Moving ``W_*[r, c]`` by d adds ``d * x_c(t)[c]`` to row r of gate *'s pre-activation at every step t (a bias
-entry adds d). In the stacked layout (:mod:`.kernels`) that is row ``gi*H + r`` of ``z`` ``(4H, K)``, one row per
-copy. Shared by the real path (:mod:`.entries`) and the tangent path (:mod:`.tangents`).
+entry adds d). In the stacked layout (:mod:`.kernels`) that is row ``gi*H + r`` of ``z`` ``(4H, K)``, one row
+per copy. Shared by the real path (:mod:`.entries`) and the tangent path (:mod:`.tangents`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from .kernels import gate_rows
 class ParamEntries:
     """K copies, copy k moving entry ``flat_idx[k]`` of one block by ``deltas[k]``; every array is ``(K,)``.
 
-    ``gi``: the block's gate; ``r``, ``c``: the entry's row and column (``c`` = -1 for a bias); ``row``: its row
-    in the stacked ``(4H, K)`` layout; ``d_scaled``: the deltas times that row's activation pre-scaling;
-    ``in_x``, ``in_h``: masks of the copies moving an input column and a recurrent column; ``cx``, ``ch``: those
-    copies' columns within x and within h; ``kh``: the indices of the recurrent-column copies.
+    ``gi``: the block's gate; ``r``, ``c``: the entry's row and column (``c`` = -1 for a bias); ``row``: its
+    row in the stacked ``(4H, K)`` layout; ``d_scaled``: the deltas times that row's activation pre-scaling;
+    ``in_x``, ``in_h``: masks of the copies moving an input column and a recurrent column; ``cx``, ``ch``:
+    those copies' columns within x and within h; ``kh``: the indices of the recurrent-column copies.
     """
 
     def __init__(self, unperturbed, name: str, flat_idx: np.ndarray, deltas: np.ndarray):

@@ -1,13 +1,13 @@
 """The complex step as dual numbers: first-order (tangent) propagation around the unperturbed pass.
 
-When every delta is purely imaginary and tiny (``|Im d| <= DUAL_MAX_STEP``, :func:`is_dual`), complex arithmetic
-through the network equals first-order propagation to rounding: the real part is the unperturbed pass (the
-second-order terms, of size ``|d|^2``, vanish below rounding) and the imaginary part is ``Im d`` times the
-directional derivative. This module computes those derivatives with real tangents (no complex tanh, one real GEMM
-``w_h (4H, H) @ dh (H, K)`` per step); the callers return ``L + 1j * Im(d) * derivative``.
+When every delta is purely imaginary and tiny (``|Im d| <= DUAL_MAX_STEP``, :func:`is_dual`), complex
+arithmetic through the network equals first-order propagation to rounding: the real part is the unperturbed
+pass (the second-order terms, of size ``|d|^2``, vanish below rounding) and the imaginary part is ``Im d``
+times the directional derivative. This module computes those derivatives with real tangents (no complex tanh,
+one real GEMM ``w_h (4H, H) @ dh (H, K)`` per step); the callers return ``L + 1j * Im(d) * derivative``.
 
-Tangents are held like the real path's states, one copy per column: ``dz`` ``(4H, K)`` pre-activation tangents,
-``ds``, ``dh`` ``(H, K)``. Coefficients: :class:`.unperturbed.TangentCoefficients`.
+Tangents are held like the real path's states, one copy per column: ``dz`` ``(4H, K)`` pre-activation
+tangents, ``ds``, ``dh`` ``(H, K)``. Coefficients: :class:`.unperturbed.TangentCoefficients`.
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def _param_entry_start(tc: TangentCoefficients, name: str, idx: np.ndarray):
 
 
 def _propagate_from(tc: TangentCoefficients, t0: int, r, ds_r, dh_r, pert: ParamEntries | None) -> np.ndarray:
-    """dL/d(seed) ``(K,)`` by propagation from step t0, where copy k's tangent is ``ds_r[k], dh_r[k]`` in entry
-    ``r[k]`` of s and h; ``pert``: parameter entries whose unit move keeps acting at every later step."""
+    """dL/d(seed) ``(K,)`` by propagation from step t0, where copy k's tangent is ``ds_r[k], dh_r[k]`` in
+    entry ``r[k]`` of s and h; ``pert``: parameter entries whose unit move acts at every later step."""
     u = tc.unperturbed
     H, T, dt = u.H, u.T, u.dt
     K = r.size
@@ -126,8 +126,8 @@ def _propagate_from(tc: TangentCoefficients, t0: int, r, ds_r, dh_r, pert: Param
 
 
 def direction_tangents(tc: TangentCoefficients, batch) -> np.ndarray:
-    """Directional derivatives ``(N,)`` of L for the columns of a tangent :class:`.direction_batch.DirectionBatch`
-    (unit seeds), by tangent propagation."""
+    """Directional derivatives ``(N,)`` of L for the columns of a tangent
+    :class:`.direction_batch.DirectionBatch` (unit seeds), by tangent propagation."""
     u = tc.unperturbed
     H, T, dt = u.H, u.T, u.dt
     P = batch.n_param

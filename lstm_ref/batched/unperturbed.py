@@ -18,13 +18,14 @@ from .kernels import activate, gate_scale, h_of, step_loss
 
 
 class Unperturbed:
-    """The unperturbed pass and what the copies reuse. Every ``(T, ...)`` array has the step as its first axis.
+    """The unperturbed pass and what the copies reuse. Every ``(T, ...)`` array has the step as its first
+    axis.
 
     ``gate_scale`` ``(4H,)``: the activation pre-scaling (:mod:`.kernels`); ``w_h_scaled`` ``(4H, H)``: the
     recurrent columns of the stacked gates, scaled; ``zx_scaled`` ``(T, 4H)``: ``W_x x(t) + b``, scaled;
-    ``z_scaled``, ``a`` ``(T, 4H)``: the scaled pre-activations and the activations ``[g, i, f, o]``;
-    ``s``, ``h``, ``s_prev``, ``h_prev`` ``(T, H)`` (``*_prev[t]`` is the state at t-1); ``x_c`` ``(T, X+H)``
-    = ``[x(t), h(t-1)]``; ``l`` ``(T,)`` per-step losses; ``loss_before`` ``(T+1,)``: the sum of l before step
+    ``z_scaled``, ``a`` ``(T, 4H)``: the scaled pre-activations and the activations ``[g, i, f, o]``; ``s``,
+    ``h``, ``s_prev``, ``h_prev`` ``(T, H)`` (``*_prev[t]`` is the state at t-1); ``x_c`` ``(T, X+H)`` =
+    ``[x(t), h(t-1)]``; ``l`` ``(T,)`` per-step losses; ``loss_before`` ``(T+1,)``: the sum of l before step
     t; ``L``: the total loss. ``xs`` ``(T, X)``, ``ys`` ``(T,)`` or ``(T, H)`` in ``dt``.
     """
 
@@ -88,12 +89,12 @@ class Unperturbed:
 class TangentCoefficients:
     """What first-order (dual-number) propagation around the unperturbed pass multiplies by. ``(T, ...)``.
 
-    ``act_deriv`` ``(T, 4H)``: tanh'(z) (g) and sigmoid'(z) (i, f, o); ``cell_coef`` ``(T, 4H)``: ``act_deriv``
-    times ``[i, g, s(t-1), s | tanh(s)]``, the factors that turn the four gates' pre-activation tangents into
-    their terms of ds(t) (g, i, f) and dh(t) (o) (see :func:`.tangents.tangent_cell`); ``dh_ds`` ``(T, H)``: the
-    partial dh(t)/ds(t) (``o``, or ``tanh'(s) o``); ``tanh_s`` ``(T, H)`` or None (variant "simple");
-    ``w_h`` ``(4H, H)``: the unscaled recurrent columns; ``dl_dh`` ``(T, H)``: dl(t)/dh(t); ``f`` ``(T, H)``:
-    the forget gate. ``unperturbed``: the pass these come from.
+    ``act_deriv`` ``(T, 4H)``: tanh'(z) (g) and sigmoid'(z) (i, f, o); ``cell_coef`` ``(T, 4H)``:
+    ``act_deriv`` times ``[i, g, s(t-1), s | tanh(s)]``, the factors that turn the four gates' pre-activation
+    tangents into their terms of ds(t) (g, i, f) and dh(t) (o) (see :func:`.tangents.tangent_cell`); ``dh_ds``
+    ``(T, H)``: the partial dh(t)/ds(t) (``o``, or ``tanh'(s) o``); ``tanh_s`` ``(T, H)`` or None (variant
+    "simple"); ``w_h`` ``(4H, H)``: the unscaled recurrent columns; ``dl_dh`` ``(T, H)``: dl(t)/dh(t); ``f``
+    ``(T, H)``: the forget gate. ``unperturbed``: the pass these come from.
     """
 
     def __init__(self, u: Unperturbed):
@@ -122,9 +123,9 @@ class TangentCoefficients:
 
 
 class UnperturbedCache:
-    """Remembers the last unperturbed pass, for params whose arrays are read-only and own their data (nobody can
-    change them behind the cache's back) and are the same objects as last time. Pickles empty (worker processes
-    build their own). Also importable as ``BaseCache`` (the same class)."""
+    """Remembers the last unperturbed pass, for params whose arrays are read-only and own their data (nobody
+    can change them behind the cache's back) and are the same objects as last time. Pickles empty (worker
+    processes build their own). Also importable as ``BaseCache`` (the same class)."""
 
     def __init__(self):
         self._entry = None
