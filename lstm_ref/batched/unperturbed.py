@@ -18,8 +18,7 @@ from .kernels import activate, gate_scale, h_of, step_loss
 
 
 class Unperturbed:
-    """The unperturbed pass and what the copies reuse. Every ``(T, ...)`` array has the step as its first
-    axis.
+    """The unperturbed pass and what the copies reuse; ``(T, ...)`` arrays have the step as first axis.
 
     ``gate_scale`` ``(4H,)``: the activation pre-scaling (:mod:`.kernels`); ``w_h_scaled`` ``(4H, H)``: the
     recurrent columns of the stacked gates, scaled; ``zx_scaled`` ``(T, 4H)``: ``W_x x(t) + b``, scaled;
