@@ -46,12 +46,6 @@ def directions_one_at_a_time(m, params, kind, name, V, deltas):
         want.append(m.loss(p, taps))
     return np.array(want)
 
-def _directions(m, params, kind, name, V, deltas):
-    """One direction request through ``loss_directions_many`` (the protocol method that stays)."""
-    (got,) = m.loss_directions_many(params, [(kind, name, V, deltas)])
-    return got
-
-
 def _close(a, b, scale):
     return np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0) <= 64 * np.finfo(float).eps * scale
 
@@ -113,7 +107,7 @@ def test_direction_losses_equal_one_at_a_time():
         if kind == "state" and name == "h":
             V[:, [0, 2]] = 0.0                  # a tap direction that starts at step 1 (copies share step 0)
         for deltas in (np.array([1e-4, -1e-4, 2e-3, 0.0]), np.full(4, 1e-20j)):
-            got = _directions(m, params, kind, name, V, deltas)
+            got = m.loss_directions_many(params, [(kind, name, V, deltas[None, :])])[0][0]
             want = directions_one_at_a_time(m, params, kind, name, V, deltas)
             if deltas.dtype.kind == "c":
                 assert _close(got.imag / 1e-20, want.imag / 1e-20, np.abs(want.imag / 1e-20).max())
@@ -252,7 +246,7 @@ def test_direction_losses_equal_one_at_a_time_any_first_step(x_dim, hidden, step
         if kind == "state":
             for k in range(deltas.size):         # copy k starts at a random step (== steps: untouched)
                 V[k, :rng.integers(0, steps + 1)] = 0.0
-        got = _directions(m, params, kind, name, V, deltas)
+        got = m.loss_directions_many(params, [(kind, name, V, deltas[None, :])])[0][0]
         want = directions_one_at_a_time(m, params, kind, name, V, deltas)
         assert _close_losses(got, want, step), (kind, name)
 
