@@ -52,9 +52,11 @@ class DirectionBatch:
         params = [n for n, r in enumerate(requests) if r[0] == "param"]
         params.sort(key=lambda n: gate_rows(requests[n][1], u.H)[0])  # one column range per gate
         taps = [n for n, r in enumerate(requests) if r[0] != "param"]
+        self.columns = {}  # request n -> the columns of its copies
         self.param_columns, start = [], 0
         for n in params:
             self.param_columns.append(self._param_columns(u, requests[n], start, tangent))
+            self.columns[n] = np.arange(start, start + self.sizes[n])
             start += self.sizes[n]
         self.n_param = start
         if tangent:
@@ -63,11 +65,6 @@ class DirectionBatch:
         self.first_step = np.concatenate([np.zeros(self.n_param, np.intp), tap_first])
         self.running = np.searchsorted(self.first_step, np.arange(u.T), side="right")
         self.n_copies = self.first_step.size
-        self.columns = {}  # request n -> the columns of its copies
-        start = 0
-        for n in params:
-            self.columns[n] = np.arange(start, start + self.sizes[n])
-            start += self.sizes[n]
         tap_pos = np.empty(perm.size, np.intp)
         tap_pos[perm] = np.arange(perm.size) + self.n_param
         start = 0

@@ -39,18 +39,29 @@ def gate_rows(name: str, H: int) -> tuple[int, slice]:
     return gi, slice(gi * H, (gi + 1) * H)
 
 
-def activate(z_scaled: np.ndarray, H: int) -> np.ndarray:
-    """In place: scaled pre-activations ``(4H, K)`` -> activations ``[g, i, f, o]`` ``(4H, K)``."""
-    if z_scaled.dtype.kind == "c":  # complex: through tanh (exp overflows to inf+nan*j)
-        np.multiply(z_scaled, -0.5, out=z_scaled)  # z_g = -z_scaled/2; z_ifo/2 = -z_scaled/2
-        np.tanh(z_scaled, out=z_scaled)
-        z_scaled[H:] += 1.0
-        z_scaled[H:] *= 0.5
-        return z_scaled
+def _logistic(z_scaled: np.ndarray) -> None:
+    """In place, real: ``R = 1/(1 + exp(z_scaled))``."""
     with np.errstate(over="ignore"):  # exp(+large) = inf -> R = 0: the exact limit
         np.exp(z_scaled, out=z_scaled)
     z_scaled += 1.0
     np.divide(1.0, z_scaled, out=z_scaled)  # (np.reciprocal is ~2x slower here)
+
+
+def _tanh_of_half(z_scaled: np.ndarray) -> None:
+    """In place, complex: ``tanh(-z_scaled/2)`` (exp would overflow to inf+nan*j): tanh(z) for g's rows and
+    tanh(z/2) = 2 sigmoid(z) - 1 for i's, f's and o's."""
+    np.multiply(z_scaled, -0.5, out=z_scaled)
+    np.tanh(z_scaled, out=z_scaled)
+
+
+def activate(z_scaled: np.ndarray, H: int) -> np.ndarray:
+    """In place: scaled pre-activations ``(4H, K)`` -> activations ``[g, i, f, o]`` ``(4H, K)``."""
+    if z_scaled.dtype.kind == "c":
+        _tanh_of_half(z_scaled)
+        z_scaled[H:] += 1.0
+        z_scaled[H:] *= 0.5
+        return z_scaled
+    _logistic(z_scaled)
     g = z_scaled[:H]
     g *= 2.0
     g -= 1.0
@@ -60,16 +71,12 @@ def activate(z_scaled: np.ndarray, H: int) -> np.ndarray:
 def activate_gate(z_scaled: np.ndarray, is_g: bool) -> np.ndarray:
     """In place: one gate's scaled pre-activations (any shape) -> its activation (g: tanh, else sigmoid)."""
     if z_scaled.dtype.kind == "c":
-        np.multiply(z_scaled, -0.5, out=z_scaled)
-        np.tanh(z_scaled, out=z_scaled)
+        _tanh_of_half(z_scaled)
         if not is_g:
             z_scaled += 1.0
             z_scaled *= 0.5
         return z_scaled
-    with np.errstate(over="ignore"):
-        np.exp(z_scaled, out=z_scaled)
-    z_scaled += 1.0
-    np.divide(1.0, z_scaled, out=z_scaled)  # (np.reciprocal is ~2x slower here)
+    _logistic(z_scaled)
     if is_g:
         z_scaled *= 2.0
         z_scaled -= 1.0
