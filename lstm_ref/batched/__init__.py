@@ -1,6 +1,6 @@
 """Batched losses of the reference LSTM: K perturbed copies in one pass, sharing what the copies share.
 
-The checker's fast path (``gradcheck.reference.ReferenceLSTM``) calls three functions, each returning L for
+The checker's reference model (``gradcheck.ReferenceLSTM``) calls three functions, each returning L for
 every copy and equal to one :func:`lstm_ref.model.total_loss` call per copy to rounding:
 
 - :func:`entry_losses` (:mod:`.entries`): copy k moves ONE parameter entry or sets ONE state tap entry;

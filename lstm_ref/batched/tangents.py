@@ -7,7 +7,9 @@ times the directional derivative. This module computes those derivatives with re
 one real GEMM ``w_h (4H, H) @ dh (H, K)`` per step); the callers return ``L + 1j * Im(d) * derivative``.
 
 Tangents are held like the real path's states, one copy per column: ``dz`` ``(4H, K)`` pre-activation
-tangents, ``ds``, ``dh`` ``(H, K)``. Coefficients: :class:`.unperturbed.TangentCoefficients`.
+tangents, ``ds``, ``dh`` ``(H, K)``. Here d<x> is the tangent of x (forward mode: how x moves along the
+perturbation), not the backward pass's dL(t)/d<x>(t) of :mod:`lstm_ref.model`; ``dl`` accumulates the
+tangent of L. Coefficients: :class:`.unperturbed.TangentCoefficients`.
 """
 
 from __future__ import annotations
