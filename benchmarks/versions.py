@@ -37,7 +37,9 @@ CASES = [  # (label, size, check keywords)
 
 def import_revision(rev: str, where: Path):
     """``(gradcheck, lstm_ref)`` of revision ``rev``, renamed so they do not clash with this tree's."""
-    tar = subprocess.run(["git", "archive", rev, "gradcheck", "lstm_ref"], cwd=ROOT, capture_output=True, check=True)
+    tar = subprocess.run(
+        ["git", "archive", rev, "gradcheck", "lstm_ref"], cwd=ROOT, capture_output=True, check=True
+    )
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
         tf.extractall(where, filter="data")
     (where / "gradcheck").rename(where / "gradcheck_then")
@@ -70,10 +72,16 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         then, _ = import_revision(args.rev, Path(tmp))
-        rev = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        print(f"then = {rev.stdout.strip()}, now = {head.stdout.strip()} (+ working tree); best of {args.repeat}, "
-              "alternating; ratio then/now > 1: now is faster\n")
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True
+        )
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        print(
+            f"then = {rev.stdout.strip()}, now = {head.stdout.strip()} (+ working tree); best of {args.repeat}, "
+            "alternating; ratio then/now > 1: now is faster\n"
+        )
         print("| size | case | then (s) | now (s) | then/now |\n|---|---|---|---|---|")
         for label, size, kw in CASES:
             if args.quick and size != (50, 100, 4):

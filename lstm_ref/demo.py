@@ -1,12 +1,13 @@
 """The write-up's demo: train the reference LSTM on four inputs and targets with plain SGD.
 
-100 memory cells, x_dim 50, T = 4, targets y = [-0.5, 0.2, 0.1, -0.5], loss (h(t)[0] - y(t))^2, learning rate 0.1.
-The original initialises every block from a freshly re-seeded legacy generator (``np.random.seed(0)`` before each
-block), so its four weight matrices are identical; ``init="writeup"`` reproduces that. ``init="independent"`` draws
-the blocks one after another from a single ``np.random.seed(seed)`` (no re-seed: every block differs; this is the
-published "independent draws" run, iteration 99 loss 8.907e-07), and ``init="rng"`` uses
-:func:`lstm_ref.init_params` (``np.random.default_rng(seed)``). The inputs are ``np.random.random(50)`` four times
-from the legacy stream, continuing after the parameter draws (for "writeup" and "rng": draws 100..299 of seed 0).
+100 memory cells, x_dim 50, T = 4, targets y = [-0.5, 0.2, 0.1, -0.5], loss (h(t)[0] - y(t))^2, learning rate
+0.1. The original initialises every block from a freshly re-seeded legacy generator (``np.random.seed(0)``
+before each block), so its four weight matrices are identical; ``init="writeup"`` reproduces that.
+``init="independent"`` draws the blocks one after another from a single ``np.random.seed(seed)`` (no re-seed:
+every block differs; this is the published "independent draws" run, iteration 99 loss 8.907e-07), and
+``init="rng"`` uses :func:`lstm_ref.init_params` (``np.random.default_rng(seed)``). The inputs are
+``np.random.random(50)`` four times from the legacy stream, continuing after the parameter draws (for
+"writeup" and "rng": draws 100..299 of seed 0).
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ def _shape(k: str, x_dim: int, hidden: int) -> tuple[int, ...]:
     return (hidden, x_dim + hidden) if k in WEIGHTS else (hidden,)
 
 
-def writeup_params(x_dim: int = X_DIM, hidden: int = HIDDEN, *, reseed: bool = True,
-                   seed: int = 0) -> tuple[dict[str, np.ndarray], np.random.RandomState]:
+def writeup_params(
+    x_dim: int = X_DIM, hidden: int = HIDDEN, *, reseed: bool = True, seed: int = 0
+) -> tuple[dict[str, np.ndarray], np.random.RandomState]:
     """The original's initialisation: each block is ``np.random.seed(0); np.random.rand(*shape) * 0.2 - 0.1``.
 
-    ``reseed=False``: one seed before the first block only, so the blocks are independent draws. Uses a private
-    legacy ``RandomState`` (the same stream as ``np.random.seed``, without touching the global one) and returns it
-    positioned just after the last draw: the demo's inputs continue from there.
+    ``reseed=False``: one seed before the first block only, so the blocks are independent draws. Uses a
+    private legacy ``RandomState`` (the same stream as ``np.random.seed``, without touching the global one)
+    and returns it positioned just after the last draw: the demo's inputs continue from there.
     """
     params = {}
     rs = np.random.RandomState(seed)
@@ -48,7 +50,7 @@ def writeup_params(x_dim: int = X_DIM, hidden: int = HIDDEN, *, reseed: bool = T
 @dataclass
 class Iteration:
     iteration: int
-    predictions: np.ndarray     # (T,): h(t)[0] before this iteration's update
+    predictions: np.ndarray  # (T,): h(t)[0] before this iteration's update
     loss: float
 
     def line(self) -> str:
@@ -56,8 +58,9 @@ class Iteration:
         return f"iter {self.iteration:2d}: y_pred = [{preds}], loss: {self.loss:.3e}"
 
 
-def train(*, iterations: int = 100, init: str = "writeup", variant: str = "simple", seed: int = 0,
-          grad_fn=None) -> Iterator[Iteration]:
+def train(
+    *, iterations: int = 100, init: str = "writeup", variant: str = "simple", seed: int = 0, grad_fn=None
+) -> Iterator[Iteration]:
     """Yield one :class:`Iteration` per SGD step, exactly as the write-up's demo loop prints them.
 
     ``grad_fn`` (default :func:`lstm_ref.loss_and_grads`) may be replaced to train with another backward pass

@@ -11,6 +11,21 @@ Equations (see ``../shared/reference/simple-lstm.md``), one step t::
     h(t) = s(t)*o(t)            variant "simple" (the write-up's)
     h(t) = tanh(s(t))*o(t)      variant "tanh"
 
+Losses: l(t) is step t's own loss term (``loss="seed"``: (h(t)[0] - y(t))^2; ``"full"``: ||h(t) - y(t)||^2);
+L(t) = sum_{k>=t} l(k) is the loss from step t on, and L = L(0) the total loss. Notation used throughout:
+
+- dl(t)/dh(t): the gradient of step t's own term only (:func:`step_loss_grads`).
+- dL(t)/dh(t): the total derivative of L(t) with respect to h(t), through l(t) and through all later steps
+  (h(t) feeds x_c(t+1)): dL(t)/dh(t) = dl(t)/dh(t) + dL(t+1)/dh(t). The earlier terms l(k < t) do not depend
+  on h(t), so it equals dL/dh(t): the gradient the checker compares for state h at step t.
+- dL(t)/ds(t): the same for s(t), which reaches the loss through h(t) and through s(t+1):
+  dL(t)/ds(t) = dh(t)/ds(t) * dL(t)/dh(t) + dL(t+1)/ds(t), elementwise, with the partial dh(t)/ds(t) = o(t)
+  (variant "tanh": tanh'(s(t)) o(t)).
+- dL(t+1)/dh(t), dL(t+1)/ds(t): what step t+1 sends back to h(t) and s(t) (zero after the last step).
+- dL(t)/dg(t), dL(t)/do(t), dL(t)/dpre_*(t), ...: total derivatives of L(t) with respect to step t's
+  intermediates; pre_*(t) = W_* x_c(t) + b_* is gate *'s pre-activation.
+- dL/dW_*, dL/db_*: the parameter gradients of the total loss L = L(0), summed over the steps.
+
 The math path uses only operations that are analytic in every argument (no ``abs``, no ``np.real``), so the
 same code runs on complex arrays for complex-step differentiation.
 """
@@ -118,7 +133,7 @@ def _validate_inputs(params, xs, variant, h0, s0, taps):
 
 
 def result_dtype(*arrays) -> np.dtype:
-    """float64 by default; float32 when every input is float32 (or lower); complex when any input is complex."""
+    """float64 by default; float32 when every input is float32 or lower; complex when any input is complex."""
     dt = np.result_type(*[np.asarray(a).dtype for a in arrays if a is not None], np.float32)
     if dt.kind in "biu":
         dt = np.dtype(np.float64)
@@ -132,7 +147,7 @@ def result_dtype(*arrays) -> np.dtype:
 class Trace:
     """Everything the forward pass computed. Every array has the time step as its first axis.
 
-    h, s, g, i, f, o: ``(T, hidden)``; x_c: ``(T, x_dim + hidden)``; h0, s0: ``(hidden,)`` (the states at t = -1).
+    h, s, g, i, f, o: ``(T, hidden)``; x_c: ``(T, x_dim + hidden)``; h0, s0: ``(hidden,)``, h(-1) and s(-1).
     """
 
     x_c: np.ndarray
@@ -155,8 +170,8 @@ def forward(params, xs, *, variant="simple", h0=None, s0=None, taps=None) -> Tra
     """Run the LSTM over ``xs`` of shape ``(T, x_dim)``; return the :class:`Trace`.
 
     ``taps``: optional ``{"h": (T, hidden), "s": (T, hidden)}``; ``taps["s"][t]`` is added to s(t) before h(t)
-    is computed from it, ``taps["h"][t]`` to h(t) right after it is computed (before the loss and step t+1 use it).
-    The derivative of the loss with respect to a tap entry is dL(t)/ds(t) or dL(t)/dh(t).
+    is computed from it, ``taps["h"][t]`` to h(t) right after it is computed (before the loss and step t+1 use
+    it). The derivative of the loss with respect to a tap entry is dL(t)/ds(t) or dL(t)/dh(t).
     """
     x_dim, hidden, xs, h0, s0, taps = _validate_inputs(params, xs, variant, h0, s0, taps)
     dt = result_dtype(*params.values(), xs, h0, s0, *(taps or {}).values())
@@ -170,6 +185,7 @@ def _forward(p, xs, variant, h0, s0, taps, dt) -> Trace:
     wg, wi, wf, wo, bg, bi, bf, bo = (p[k] for k in PARAM_KEYS)
     h_prev = np.zeros(hidden, dt) if h0 is None else np.asarray(h0, dt)
     s_prev = np.zeros(hidden, dt) if s0 is None else np.asarray(s0, dt)
+    # fmt: off
     tr = Trace(
         x_c=np.empty((T, x_dim + hidden), dt), g=np.empty((T, hidden), dt), i=np.empty((T, hidden), dt),
         f=np.empty((T, hidden), dt), o=np.empty((T, hidden), dt), s=np.empty((T, hidden), dt),
@@ -189,6 +205,7 @@ def _forward(p, xs, variant, h0, s0, taps, dt) -> Trace:
             h = h + taps["h"][t]                    # tap on h(t), before l(t) and step t+1 read it
         tr.x_c[t], tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t], tr.h[t] = x_c, g, i, f, o, s, h
         h_prev, s_prev = h, s
+    # fmt: on
     return tr
 
 
@@ -216,10 +233,12 @@ def step_losses(h, ys, loss):
 def step_loss_grads(h, ys, loss):
     """dl(t)/dh(t), shape ``(T, hidden)``: the gradient of each step's own loss term."""
     dl = np.zeros_like(h)
+    # fmt: off
     if loss == "seed":
         dl[:, 0] = 2.0 * (h[:, 0] - ys)             # d/dh[0] (h[0] - y)^2
     else:
         dl[:] = 2.0 * (h - ys)                      # d/dh ||h - y||^2
+    # fmt: on
     return dl
 
 
@@ -230,10 +249,12 @@ def step_loss_grads(h, ys, loss):
 class BPTT:
     """What backpropagation through time computed.
 
-    param_grads: dL/d(block), the same keys and shapes as the parameters.
-    dh, ds: ``(T, hidden)``; ``dh[t]`` = dL(t)/dh(t), ``ds[t]`` = dL(t)/ds(t) (ds taken before h(t) reads s(t)).
-    dpre: ``{"g","i","f","o"}`` -> ``(T, hidden)``, the gradients of each gate's pre-activation W_* x_c + b_*.
-    dh0, ds0: ``(hidden,)``, dL/dh(-1) and dL/ds(-1) (the initial states).
+    param_grads: dL/d(block) of the total loss L = L(0), the same keys and shapes as the parameters.
+    dh, ds: ``(T, hidden)``; ``dh[t]`` = dL(t)/dh(t), ``ds[t]`` = dL(t)/ds(t) (total derivatives of the loss
+    from step t on, see the module docstring; ``ds[t]`` is also the derivative with respect to a tap on s(t)).
+    dpre: ``{"g","i","f","o"}`` -> ``(T, hidden)``; ``dpre[k][t]`` = dL(t)/dpre_k(t), the gradient of gate k's
+    pre-activation pre_k(t) = W_k x_c(t) + b_k.
+    dh0, ds0: ``(hidden,)``, dL(0)/dh(-1) and dL(0)/ds(-1) (the initial states).
     """
 
     param_grads: dict
@@ -258,36 +279,40 @@ def backward(params, trace: Trace, dl_dh) -> BPTT:
     dh_all = np.empty((T, hidden), dt)
     ds_all = np.empty((T, hidden), dt)
     dpre = {k: np.empty((T, hidden), dt) for k in GATES}
-    dh_next = np.zeros(hidden, dt)                  # dL(t+1)/dh(t): none after the last step
+    # In the loop, d<x> is dL(t)/d<x>(t): the total derivative of the loss from step t on with respect to x(t)
+    # (see the module docstring); d<gate>_in is dL(t)/dpre_<gate>(t), for the gate's pre-activation.
+    # fmt: off
+    dh_next = np.zeros(hidden, dt)                  # dL(t+1)/dh(t): zero after the last step
     ds_next = np.zeros(hidden, dt)                  # dL(t+1)/ds(t)
     for t in reversed(range(T)):
         g, i, f, o, s = tr.g[t], tr.i[t], tr.f[t], tr.o[t], tr.s[t]
         s_prev = tr.s[t - 1] if t > 0 else tr.s0
         dh = dl_dh[t] + dh_next                     # dL(t)/dh(t) = dl(t)/dh(t) + dL(t+1)/dh(t)
         if tr.variant == "simple":
-            ds = o * dh + ds_next                   # h = s*o:        dL(t)/ds(t) = o*dh + dL(t+1)/ds(t)
-            do = s * dh                             #                 dL/do = s*dh
+            ds = o * dh + ds_next                   # h = s*o:        ds = o*dh + dL(t+1)/ds(t)
+            do = s * dh                             #                 do = s*dh
         else:
             tanh_s = np.tanh(s)
             ds = o * (1.0 - tanh_s**2) * dh + ds_next   # h = tanh(s)*o: ds = o*tanh'(s)*dh + dL(t+1)/ds(t)
-            do = tanh_s * dh                        #                 dL/do = tanh(s)*dh
-        dg = i * ds                                 # s = g*i + s(t-1)*f:  dL/dg = i*ds
-        di = g * ds                                 #                      dL/di = g*ds
-        df = s_prev * ds                            #                      dL/df = s(t-1)*ds
-        dg_in = (1.0 - g**2) * dg                   # g = tanh(.):     tanh'  = 1 - g^2
-        di_in = i * (1.0 - i) * di                  # i = sigmoid(.):  sigma' = i(1-i)
-        df_in = f * (1.0 - f) * df                  # f = sigmoid(.)
-        do_in = o * (1.0 - o) * do                  # o = sigmoid(.)
-        dx_c = wg.T @ dg_in + wi.T @ di_in + wf.T @ df_in + wo.T @ do_in   # dL/dx_c(t) = sum_* W_*^T d_in
-        dh_next = dx_c[x_dim:]                      # x_c = [x, h(t-1)]:  dL(t)/dh(t-1), the h part
-        ds_next = ds * f                            # dL(t)/ds(t-1) = dL(t)/ds(t) * f(t)
+            do = tanh_s * dh                        #                 do = tanh(s)*dh
+        dg = i * ds                                 # s = g*i + s(t-1)*f:  dg = i*ds
+        di = g * ds                                 #                      di = g*ds
+        df = s_prev * ds                            #                      df = s(t-1)*ds
+        dg_in = (1.0 - g**2) * dg                   # g = tanh(pre_g):     tanh'  = 1 - g^2
+        di_in = i * (1.0 - i) * di                  # i = sigmoid(pre_i):  sigma' = i(1-i)
+        df_in = f * (1.0 - f) * df                  # f = sigmoid(pre_f)
+        do_in = o * (1.0 - o) * do                  # o = sigmoid(pre_o)
+        dx_c = wg.T @ dg_in + wi.T @ di_in + wf.T @ df_in + wo.T @ do_in   # dx_c = sum_* W_*^T d*_in
+        dh_next = dx_c[x_dim:]                      # x_c = [x, h(t-1)]:   dL(t)/dh(t-1), the h part
+        ds_next = ds * f                            # s = ... + s(t-1)*f:  dL(t)/ds(t-1) = ds*f
         dh_all[t], ds_all[t] = dh, ds
-        for k, d_in in zip(GATES, (dg_in, di_in, df_in, do_in)):
+        for k, d_in in zip(GATES, (dg_in, di_in, df_in, do_in), strict=True):
             dpre[k][t] = d_in
     grads = {}
-    for w, b, k in zip(WEIGHTS, BIASES, GATES):     # W_* x_c(t) + b_*:  dW_* = sum_t d_in(t) x_c(t)^T (one product)
-        grads[w] = dpre[k].T @ tr.x_c
-        grads[b] = dpre[k].sum(axis=0)              #                    db_* = sum_t d_in(t)
+    for w, b, k in zip(WEIGHTS, BIASES, GATES, strict=True):   # pre_*(t) = W_* x_c(t) + b_*, every step:
+        grads[w] = dpre[k].T @ tr.x_c               # dL/dW_* = sum_t d*_in(t) x_c(t)^T (one product)
+        grads[b] = dpre[k].sum(axis=0)              # dL/db_* = sum_t d*_in(t)
+    # fmt: on
     grads = {k: grads[k] for k in PARAM_KEYS}
     return BPTT(param_grads=grads, dh=dh_all, ds=ds_all, dpre=dpre, dh0=dh_next, ds0=ds_next)
 
@@ -295,9 +320,9 @@ def backward(params, trace: Trace, dl_dh) -> BPTT:
 def loss_and_grads(params, xs, ys, *, variant="simple", loss="seed", h0=None, s0=None):
     """Loss and analytic gradients: ``(L, param_grads, dh, ds)``.
 
-    ``xs``: ``(T, x_dim)``; ``ys``: ``(T,)`` for ``loss="seed"`` (L = sum_t (h(t)[0] - y(t))^2) or ``(T, hidden)``
-    for ``loss="full"`` (L = sum_t ||h(t) - y(t)||^2). ``dh``, ``ds``: ``(T, hidden)`` with ``dh[t]`` = dL(t)/dh(t)
-    and ``ds[t]`` = dL(t)/ds(t). ``L`` is a Python float (complex for complex inputs).
+    ``xs``: ``(T, x_dim)``; ``ys``: ``(T,)`` for ``loss="seed"`` (L = sum_t (h(t)[0] - y(t))^2) or
+    ``(T, hidden)`` for ``loss="full"`` (L = sum_t ||h(t) - y(t)||^2). ``dh``, ``ds``: ``(T, hidden)`` with
+    ``dh[t]`` = dL(t)/dh(t) and ``ds[t]`` = dL(t)/ds(t). ``L`` is a Python float (complex for complex inputs).
     """
     L, bp = loss_and_bptt(params, xs, ys, variant=variant, loss=loss, h0=h0, s0=s0)
     return L, bp.param_grads, bp.dh, bp.ds
