@@ -141,17 +141,6 @@ def _modules():
     return sorted(LSTM_REF.rglob("*.py"))
 
 
-def test_no_function_in_lstm_ref_is_over_80_lines():
-    long = []
-    for path in _modules():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                n = node.end_lineno - node.lineno + 1
-                if n > 80:
-                    long.append(f"{path.relative_to(LSTM_REF)}:{node.lineno} {node.name} ({n} lines)")
-    assert not long, long
-
-
 def test_the_shared_constants_are_defined_in_model_only():
     names = {"VARIANTS", "LOSSES", "BIASES", "GATES", "WEIGHTS", "PARAM_KEYS"}
     again = []

@@ -106,7 +106,8 @@ class ReferenceLSTM:
         )
 
     def loss_directions_many(self, params, requests):
-        """[loss_directions(params, *r) for r in requests] in one batched pass (the whole screen in one call)."""
+        """The losses of every direction request in one batched pass (the whole screen in one call; see
+        gradcheck.protocol)."""
         return batched.direction_losses_many(
             params,
             self.xs,
