@@ -111,12 +111,33 @@ def test_full_check_coverage_is_everything():
     assert r.settings["coverage"]["fraction"] == 1.0 and r.settings["mode"] == "full"
 
 
+class OldProtocol(ReferenceLSTM):
+    """A model of the older protocol: loss_directions (one request per call), no loss_directions_many."""
+
+    loss_directions_many = None
+
+    def loss_directions(self, params, kind, name, directions, deltas):
+        return ReferenceLSTM.loss_directions_many(self, params, [(kind, name, directions, deltas[None, :])])[
+            0
+        ][0]
+
+
+def test_a_model_of_the_older_protocol_is_still_read_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="loss_directions_many"):
+        old = check(OldProtocol(3, 4, 3), mode="screen")
+    new = check(ReferenceLSTM(3, 4, 3), mode="screen")
+    assert [(r.label, r.passed) for r in old.rows] == [(r.label, r.passed) for r in new.rows]
+    assert all(
+        abs(a.numeric - b.numeric) <= 1e-12 * max(1.0, abs(b.numeric)) for a, b in zip(old.rows, new.rows)
+    )
+
+
 def test_screen_directions_are_read_only_for_the_model():
     """The analytic side v^T g is computed from the same direction arrays: a model must not be able to change
     them, through either of the screen's calls."""
     from gradcheck.errors import ModelError
 
-    class Writes(ReferenceLSTM):
+    class Writes(OldProtocol):
         def loss_directions(self, params, kind, name, directions, deltas):
             directions[0] = 0.0
             return super().loss_directions(params, kind, name, directions, deltas)
@@ -126,12 +147,10 @@ def test_screen_directions_are_read_only_for_the_model():
             requests[-1][2][0] = 0.0
             return super().loss_directions_many(params, requests)
 
-    class Plain(Writes):  # only loss_directions: one call per row
-        loss_directions_many = None
-
-    for model in (WritesMany(3, 4, 2), Plain(3, 4, 2)):
-        with pytest.raises(ModelError, match="read-only"):
-            check(model, mode="screen")
+    with pytest.raises(ModelError, match="read-only"):
+        check(WritesMany(3, 4, 2), mode="screen")
+    with pytest.raises(ModelError, match="read-only"), pytest.warns(DeprecationWarning):
+        check(Writes(3, 4, 2), mode="screen")
     a, b = check(ReferenceLSTM(3, 4, 2), mode="screen"), check(ReferenceLSTM(3, 4, 2), mode="screen")
     assert [x.numeric for x in a.rows] == [x.numeric for x in b.rows]
 
