@@ -70,17 +70,12 @@ class ReferenceLSTM:
     def parameters(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self._params.items()}
 
+    def _problem(self) -> dict:
+        """The problem's keywords of lstm_ref's losses: variant, loss, initial states."""
+        return {"variant": self.variant, "loss": self.loss_kind, "h0": self.h0, "s0": self.s0}
+
     def loss(self, params, taps=None):
-        return lstm_ref.total_loss(
-            params,
-            self.xs,
-            self.ys,
-            variant=self.variant,
-            loss=self.loss_kind,
-            h0=self.h0,
-            s0=self.s0,
-            taps=taps,
-        )
+        return lstm_ref.total_loss(params, self.xs, self.ys, taps=taps, **self._problem())
 
     def gradients(self, params):
         tr = lstm_ref.forward(params, self.xs, variant=self.variant, h0=self.h0, s0=self.s0)
@@ -91,31 +86,13 @@ class ReferenceLSTM:
     def loss_batch(self, params, kind, name, flat_idx, deltas):
         """L for K single-entry perturbations (the "batched" capability, see :mod:`gradcheck.protocol`)."""
         return batched.entry_losses(
-            params,
-            self.xs,
-            self.ys,
-            variant=self.variant,
-            loss=self.loss_kind,
-            h0=self.h0,
-            s0=self.s0,
-            kind=kind,
-            name=name,
-            flat_idx=flat_idx,
-            deltas=deltas,
-            cache=self._batch_cache,
-        )
+            params, self.xs, self.ys, kind=kind, name=name, flat_idx=flat_idx, deltas=deltas,
+            cache=self._batch_cache, **self._problem(),
+        )  # fmt: skip
 
     def loss_directions_many(self, params, requests):
         """The losses of every direction request in one batched pass (the whole screen in one call; see
         gradcheck.protocol)."""
         return batched.direction_losses_many(
-            params,
-            self.xs,
-            self.ys,
-            variant=self.variant,
-            loss=self.loss_kind,
-            h0=self.h0,
-            s0=self.s0,
-            requests=requests,
-            cache=self._batch_cache,
+            params, self.xs, self.ys, requests=requests, cache=self._batch_cache, **self._problem()
         )
