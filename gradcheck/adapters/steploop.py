@@ -97,6 +97,7 @@ class StepModel:
             raise ProtocolError("inputs: is a scalar; expected one slice per step along time_axis")
         self.time_axis = v.axis("time_axis", time_axis, self._inputs.ndim)
         self.steps = self._inputs.shape[self.time_axis]
+        self.state_names = tuple(self._states)
         self.input_name, self.check_inputs, self.check_init = input_name, bool(check_inputs), bool(check_init)
         self._init_names = {s: f"{s}0" for s in self._states} if self.check_init else {}
         self._check_names()

@@ -26,6 +26,12 @@ def describe(value) -> str:
     return type(value).__name__
 
 
+def brief(value) -> str:
+    """``repr`` when short, else :func:`describe`."""
+    r = repr(value)
+    return r if len(r) <= 60 else describe(value)
+
+
 def names_dict(what: str, value, *, empty_ok: bool = False) -> dict:
     """A dict with string keys (a copy, order kept); ``what`` names the argument in messages."""
     if not isinstance(value, Mapping):
@@ -100,10 +106,14 @@ def splits(
     for name, value in spec.items():
         what = f"{arg}[{name!r}]"
         _known(arg, name, arrays)
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
+        if (
+            not isinstance(value, (tuple, list))
+            or len(value) != 2
+            or isinstance(value[0], (bool, str))
+            or not isinstance(value[0], (int, np.integer))
+        ):
             raise ProtocolError(
-                f"{what}: expected (axis, [part names]), e.g. (1, ['i', 'f', 'o', 'g']), "
-                f"got {describe(value)}"
+                f"{what}: expected (axis, [part names]), e.g. (1, ['i', 'f', 'o', 'g']), got {brief(value)}"
             )
         ax, parts = value
         if isinstance(parts, str):
