@@ -59,10 +59,27 @@ def _only(*labels):
     return lambda s: {"fail_within": set(labels)}
 
 
-def _worst_weight(weights, *labels, min_steps=1):
-    """A bug in one gate that propagates everywhere through time: of the weight rows (blocks or gate parts of
-    ``weights``), the worst is one of ``labels``. ``min_steps``: 2 for a bug that only shows with c(t-1) != 0."""
-    return lambda s: None if s["steps"] < min_steps else {"worst_in": set(labels), "among": set(weights)}
+def _in_gate(weights, labels, *, states=(), min_steps=1):
+    """A wrong derivative inside one gate: the step backward is wrong at the top step already, given right inputs
+    (x at T-1 is the first bad step; the states at T-1 pass). With T = 1 nothing propagates, and of the weight
+    rows (blocks or parts of ``weights``) only ``labels`` fail. With T > 1 the error reaches every block through
+    time; how often the gate's rows are still the worst weight rows is counted apart (the "worst weight row in
+    the gate" column). ``min_steps``: 2 for a bug that needs c(t-1) != 0 (c0 = 0)."""
+
+    def expect(s):
+        T = s["steps"]
+        if T < min_steps:
+            return None
+        out = {
+            "first_bad": ("x", T - 1),
+            "pass": [f"{st}[t={T - 1}]" for st in states],
+            "hint": (set(weights), set(labels)),
+        }
+        if T == 1:
+            out["weights_within"] = (set(weights), set(labels))
+        return out
+
+    return expect
 
 
 def _lstm_steps_carry(state_c, state_h):
@@ -93,7 +110,7 @@ CASES = [
         {
             "dropped_carry": _carry_in_time("x"),
             "wh_next_h": _only("Wh:i", "Wh:f", "Wh:o", "Wh:g"),
-            "tanh_prime": _worst_weight(("Wx", "Wh", "b"), "Wx:g", "Wh:g", "b:g"),
+            "tanh_prime": _in_gate(("Wx", "Wh", "b"), ("Wx:g", "Wh:g", "b:g")),
         },
     ),
     Case(
@@ -103,7 +120,7 @@ CASES = [
         {
             "dropped_carry": _lstm_steps_carry("c", "h"),
             "wh_next_h": _only("Wh:i", "Wh:f", "Wh:o", "Wh:g"),
-            "tanh_prime": _worst_weight(("Wx", "Wh", "b"), "Wx:g", "Wh:g", "b:g"),
+            "tanh_prime": _in_gate(("Wx", "Wh", "b"), ("Wx:g", "Wh:g", "b:g"), states=("h", "c")),
         },
     ),
     Case(
@@ -112,7 +129,7 @@ CASES = [
         LSTM,
         {
             "no_carry": _carry_in_time("x"),
-            "forget_prime": _worst_weight(dlai.GATE_PARAMS, "Wf", "bf", min_steps=2),
+            "forget_prime": _in_gate(dlai.GATE_PARAMS, ("Wf", "bf"), min_steps=2),
         },
     ),
     Case(
@@ -130,7 +147,7 @@ CASES = [
         ("x_dim", "hidden", "steps", "seed"),
         {
             "dropped_ds": _lstm_steps_carry("s", "h"),
-            "forget_reads_s": _worst_weight(nodes.NAMES, "wf", "bf"),
+            "forget_reads_s": _in_gate(nodes.NAMES, ("wf", "bf"), states=("s", "h")),
         },
     ),
     Case(
@@ -160,6 +177,9 @@ def core_has_slices() -> bool:
         lambda w: np.sum(w**3), lambda w: {"w": 3 * w**2}, {"w": np.ones((2, 2))}, time_axis={"w": 0}
     )
     return any(r.label == "w[t=1]" for r in gradcheck.check(model).rows)
+
+
+CORE_SLICES = core_has_slices()
 
 
 class Sliced:
@@ -215,28 +235,34 @@ def _index(ndim, axis, key) -> tuple:
 TIME_LABEL = re.compile(r"^(.*)\[t=(\d+)\]$")
 
 
-def first_bad(report, state_order) -> tuple | None:
-    """The core's rule: the latest failing time-indexed row (states and time-axis arguments), ties to a state."""
-    if report.first_bad_step is not None and any(r.kind == "param" and r.t is not None for r in report.rows):
-        return report.first_bad_step["name"], report.first_bad_step["t"]
-    bad = []
-    for r in report.failing:
-        if r.kind == "state":
-            bad.append((r.t, 1, -state_order.index(r.name), r.name))
-        elif (m := TIME_LABEL.match(r.label)) is not None:
-            bad.append((int(m.group(2)), 0, 0, m.group(1)))
-    if not bad:
-        return None
-    t, _, _, name = max(bad)
-    return name, t
+def check_as_core(model, **options):
+    """``gradcheck.check(model, **options)`` with the core's time_axes / splits contract: the real core when it
+    has it, else :class:`Sliced`, with time rows renamed (``name="x", t=3``) and ``first_bad_step`` taken over
+    states and time rows alike (the latest failing t; ties go to a state, then to the state listed first)."""
+    if CORE_SLICES:
+        return gradcheck.check(model, **options)
+    report = gradcheck.check(Sliced(model), **options)
+    report.model = repr(model) if len(repr(model)) <= 200 else type(model).__name__
+    for r in report.rows:
+        if r.kind == "param" and (m := TIME_LABEL.match(r.name)) is not None:
+            r.name, r.t = m.group(1), int(m.group(2))
+    states = list(getattr(model, "state_names", ()))
+    bad = [
+        (r.t, r.kind == "state", -states.index(r.name) if r.kind == "state" else 0, r.name)
+        for r in report.failing
+        if r.t is not None
+    ]
+    report.first_bad_step = None if not bad else {"name": max(bad)[3], "t": max(bad)[0]}
+    return report
 
 
 # ------------------------------------------------------------------------------------------------------ runs
-def localised(report, expect: dict, state_order) -> str | None:
+def localised(report, expect: dict) -> str | None:
     """None when the report names what ``expect`` says; else what is wrong."""
     failing = {r.label for r in report.failing}
-    if "first_bad" in expect and first_bad(report, state_order) != tuple(expect["first_bad"]):
-        return f"first bad step {first_bad(report, state_order)}, expected {expect['first_bad']}"
+    fb = report.first_bad_step
+    if "first_bad" in expect and (fb is None or (fb["name"], fb["t"]) != tuple(expect["first_bad"])):
+        return f"first bad step {fb}, expected {expect['first_bad']}"
     for label in expect.get("fail", []):
         if label not in failing:
             return f"{label} passes, expected to fail"
@@ -249,19 +275,33 @@ def localised(report, expect: dict, state_order) -> str | None:
         return (
             f"failing rows {sorted(failing)}, expected some of {sorted(expect['fail_within'])} and no other"
         )
-    if "worst_in" in expect:
-        among = [r for r in report.worst_first() if re.split(r"[:\[]", r.name)[0] in expect["among"]]
-        worst = among[0].label if among else None
-        if worst not in expect["worst_in"]:
-            return f"worst row {worst}, expected one of {sorted(expect['worst_in'])}"
+    if "weights_within" in expect:
+        weights, labels = expect["weights_within"]
+        bad = {r.label for r in report.failing if _block(r) in weights}
+        if not (bad and bad <= labels):
+            return f"failing weight rows {sorted(bad)}, expected some of {sorted(labels)} and no other"
     return None
 
 
+def _block(row) -> str:
+    return row.label.split(":")[0].split("[")[0]
+
+
+def worst_weight_in_gate(report, expect: dict) -> bool:
+    """Whether the worst failing weight row (err/tol) belongs to the gate at fault."""
+    weights, labels = expect["hint"]
+    among = [r for r in report.worst_first() if not r.passed and _block(r) in weights]
+    return bool(among) and among[0].label in labels
+
+
+def _tally() -> dict:
+    return {"applicable": 0, "caught": 0, "localised": 0, "misses": [], "gate_worst": None}
+
+
 def run(configs: int, seed: int, *, out=print) -> int:
-    sliced = not core_has_slices()
-    wrap = Sliced if sliced else (lambda m: m)
+    sliced = not CORE_SLICES
     stats = {
-        c.name: {"configs": 0, "false": [], "max_ratio": 0.0, "bugs": {b: [0, 0, 0, []] for b in c.bugs}}
+        c.name: {"configs": 0, "false": [], "max_ratio": 0.0, "bugs": {b: _tally() for b in c.bugs}}
         for c in CASES
     }
     t0 = time.perf_counter()
@@ -272,23 +312,24 @@ def run(configs: int, seed: int, *, out=print) -> int:
         st = stats[case.name]
         st["configs"] += 1
         model = case.build(None, sizes)
-        states = list(getattr(model, "state_names", ()))
-        report = gradcheck.check(wrap(model))
+        report = check_as_core(model)
         st["max_ratio"] = max(st["max_ratio"], max(r.ratio for r in report.rows))
         if not report.passed:
             st["false"].append((sizes, [r.label for r in report.failing]))
         for bug, expectation in case.bugs.items():
-            counts = st["bugs"][bug]  # applicable, caught, named, misses
+            tally = st["bugs"][bug]
             expect = expectation(sizes)
             if expect is None:
                 continue
-            counts[0] += 1
-            report = gradcheck.check(wrap(case.build(bug, sizes)))
-            counts[1] += not report.passed
-            problem = localised(report, expect, states)
-            counts[2] += problem is None
+            report = check_as_core(case.build(bug, sizes))
+            problem = localised(report, expect)
+            tally["applicable"] += 1
+            tally["caught"] += not report.passed
+            tally["localised"] += problem is None
             if problem is not None:
-                counts[3].append((sizes, problem))
+                tally["misses"].append((sizes, problem))
+            if "hint" in expect:
+                tally["gate_worst"] = (tally["gate_worst"] or 0) + worst_weight_in_gate(report, expect)
     elapsed = time.perf_counter() - t0
     return _summary(stats, configs, seed, elapsed, sliced, out)
 
@@ -303,21 +344,17 @@ def _summary(stats, configs, seed, elapsed, sliced, out) -> int:
     out("")
     out(
         "| example | configurations | false alarms | max err/tol (correct) | planted bug | applicable | caught "
-        "| localised |"
+        "| localised | worst weight row in the gate |"
     )
-    out("|---|---|---|---|---|---|---|---|")
+    out("|---|---|---|---|---|---|---|---|---|")
     ok = True
     for name, st in stats.items():
-        first = True
-        for bug, (n, caught, named, misses) in st["bugs"].items():
-            head = (
-                f"| {name} | {st['configs']} | {len(st['false'])} | {st['max_ratio']:.2g} |"
-                if first
-                else "| | | | |"
-            )
-            out(f"{head} {bug} | {n} | {caught} | {named} |")
-            first = False
-            ok &= caught == n == named
+        head = f"| {name} | {st['configs']} | {len(st['false'])} | {st['max_ratio']:.2g} |"
+        for bug, t in st["bugs"].items():
+            hint = "-" if t["gate_worst"] is None else f"{t['gate_worst']} of {t['applicable']}"
+            out(f"{head} {bug} | {t['applicable']} | {t['caught']} | {t['localised']} | {hint} |")
+            head = "| | | | |"
+            ok &= t["caught"] == t["applicable"] == t["localised"]
         ok &= not st["false"]
     total = sum(st["configs"] for st in stats.values())
     false = sum(len(st["false"]) for st in stats.values())
@@ -333,8 +370,8 @@ def _summary(stats, configs, seed, elapsed, sliced, out) -> int:
     for name, st in stats.items():
         for sizes, rows in st["false"][:5]:
             out(f"false alarm: {name} {sizes}: {rows}")
-        for bug, (_, _, _, misses) in st["bugs"].items():
-            for sizes, problem in misses[:5]:
+        for bug, t in st["bugs"].items():
+            for sizes, problem in t["misses"][:5]:
                 out(f"not localised: {name} {bug} {sizes}: {problem}")
     return 0 if ok else 1
 
