@@ -5,15 +5,16 @@
 
 Each configuration draws an example (CS231n sequence functions, CS231n step loop, deeplearning.ai layout, GRU
 step loop, node classes, MLP), its sizes (1..6 each; batch 1..4) and its seed from
-``numpy.random.default_rng([seed, configuration number])``. The correct factory must pass; every planted bug of
-the example must fail *and* be localised as :data:`EXPECTED` says (the time step where the error enters, or the
-block or gate part at fault). A bug that cannot show at the configuration's size (a dropped carry with T = 1, a
-missing 1/N with N = 1) is counted as not applicable. Exit 0 when there is no false alarm and every applicable bug
-is caught and named.
+``numpy.random.default_rng([seed, configuration number])``. The correct factory must pass; every planted bug
+of the example must fail *and* be localised as its case's expectation says (the time step where the error
+enters, or the block or gate part at fault). A bug that cannot show at the configuration's size (a dropped
+carry with T = 1, a missing 1/N with N = 1) is counted as not applicable. Exit 0 when there is no false alarm
+and every applicable bug is caught and named.
 
-Rows per time step (``x[t=3]``) and per gate (``Wx:i``) come from the checker core (the models' ``time_axes`` and
-``splits``). On a core without them, the script slices the models itself (:class:`Sliced`: every time index and
-part becomes its own parameter block, compared exactly as the core's rows are) and says so in its output.
+Rows per time step (``x[t=3]``) and per gate (``Wx:i``) come from the checker core (the models'
+``time_axes`` and ``splits``). On a core without them, the script slices the models itself (:class:`Sliced`:
+every time index and part becomes its own parameter block, compared exactly as the core's rows are) and says
+so in its output.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import gradcheck
 from examples import cs231n, dlai, gru, mlp, nodes
 from gradcheck.adapters.functions import FunctionModel
+from gradcheck.checker import check as core_check
 
 
 @dataclass
@@ -60,11 +61,11 @@ def _only(*labels):
 
 
 def _in_gate(weights, labels, *, states=(), min_steps=1):
-    """A wrong derivative inside one gate: the step backward is wrong at the top step already, given right inputs
-    (x at T-1 is the first bad step; the states at T-1 pass). With T = 1 nothing propagates, and of the weight
-    rows (blocks or parts of ``weights``) only ``labels`` fail. With T > 1 the error reaches every block through
-    time; how often the gate's rows are still the worst weight rows is counted apart (the "worst weight row in
-    the gate" column). ``min_steps``: 2 for a bug that needs c(t-1) != 0 (c0 = 0)."""
+    """A wrong derivative inside one gate: the step backward is wrong at the top step already, given right
+    inputs (x at T-1 is the first bad step; the states at T-1 pass). With T = 1 nothing propagates, and of the
+    weight rows (blocks or parts of ``weights``) only ``labels`` fail. With T > 1 the error reaches every
+    block through time; how often the gate's rows are still the worst weight rows is counted apart (the "worst
+    weight row in the gate" column). ``min_steps``: 2 for a bug that needs c(t-1) != 0 (c0 = 0)."""
 
     def expect(s):
         T = s["steps"]
@@ -83,8 +84,8 @@ def _in_gate(weights, labels, *, states=(), min_steps=1):
 
 
 def _lstm_steps_carry(state_c, state_h):
-    """The carry of the cell state dropped in the step backward: what the top step receives is right (its state
-    rows pass), what it returns is wrong (x at T-1, and c at T-2 when there is one)."""
+    """The carry of the cell state dropped in the step backward: what the top step receives is right (its
+    state rows pass), what it returns is wrong (x at T-1, and c at T-2 when there is one)."""
 
     def expect(s):
         T = s["steps"]
@@ -170,21 +171,21 @@ def draw_sizes(rng, keys) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- core contract
+# ------------------------------------------------------------------------------------------ core contract
 def core_has_slices() -> bool:
     """Whether the checker core gives time_axes / splits rows (x[t=1], w:a) itself."""
     model = FunctionModel(
         lambda w: np.sum(w**3), lambda w: {"w": 3 * w**2}, {"w": np.ones((2, 2))}, time_axis={"w": 0}
     )
-    return any(r.label == "w[t=1]" for r in gradcheck.check(model).rows)
+    return any(r.label == "w[t=1]" for r in core_check(model).rows)
 
 
 CORE_SLICES = core_has_slices()
 
 
 class Sliced:
-    """A model whose ``time_axes`` / ``splits`` blocks are cut into parameter blocks named as the core's rows are
-    (``x[t=3]``, ``Wx:i``): the same entries, compared against the same row-wise tolerance."""
+    """A model whose ``time_axes`` / ``splits`` blocks are cut into parameter blocks named as the core's rows
+    are (``x[t=3]``, ``Wx:i``): the same entries, compared against the same row-wise tolerance."""
 
     def __init__(self, model):
         self.model = model
@@ -236,12 +237,13 @@ TIME_LABEL = re.compile(r"^(.*)\[t=(\d+)\]$")
 
 
 def check_as_core(model, **options):
-    """``gradcheck.check(model, **options)`` with the core's time_axes / splits contract: the real core when it
-    has it, else :class:`Sliced`, with time rows renamed (``name="x", t=3``) and ``first_bad_step`` taken over
-    states and time rows alike (the latest failing t; ties go to a state, then to the state listed first)."""
+    """``gradcheck.check(model, **options)`` with the core's time_axes / splits contract: the real core when
+    it has it, else :class:`Sliced`, with time rows renamed (``name="x", t=3``) and ``first_bad_step`` taken
+    over states and time rows alike (the latest failing t; ties to a state, then to the state listed
+    first)."""
     if CORE_SLICES:
-        return gradcheck.check(model, **options)
-    report = gradcheck.check(Sliced(model), **options)
+        return core_check(model, **options)
+    report = core_check(Sliced(model), **options)
     report.model = repr(model) if len(repr(model)) <= 200 else type(model).__name__
     for r in report.rows:
         if r.kind == "param" and (m := TIME_LABEL.match(r.name)) is not None:
@@ -336,14 +338,16 @@ def run(configs: int, seed: int, *, out=print) -> int:
 
 def _summary(stats, configs, seed, elapsed, sliced, out) -> int:
     out(
-        f"Command: python benchmarks/own_code.py --configs {configs} --seed {seed}; {time.strftime('%Y-%m-%d')}; "
+        f"Command: python benchmarks/own_code.py --configs {configs} --seed {seed}; "
+        f"{time.strftime('%Y-%m-%d')}; "
         f"{platform.machine()}, numpy {np.__version__}, Python {platform.python_version()}; {elapsed:.0f} s"
     )
     if sliced:
         out("Rows x[t=k] and W:part by slicing in this script (the checker core does not give them yet).")
     out("")
     out(
-        "| example | configurations | false alarms | max err/tol (correct) | planted bug | applicable | caught "
+        "| example | configurations | false alarms | max err/tol (correct) | planted bug | applicable "
+        "| caught "
         "| localised | worst weight row in the gate |"
     )
     out("|---|---|---|---|---|---|---|---|---|")

@@ -1,1 +1,1 @@
-"""Small models of our own in the shapes people write backward passes in, each with a correct and a buggy factory."""
+"""Our own small models in the shapes people write backward passes in, with correct and buggy factories."""

@@ -1,5 +1,6 @@
-"""The CS231n ``rnn_layers.py`` shape: batch-major ``x (N, T, D)``, fused gates ``Wx (D, 4H)``, ``Wh (H, 4H)``,
-``b (4H,)`` with the 4H columns in the order i, f, o, g; step functions and sequence functions.
+"""The CS231n ``rnn_layers.py`` shape: batch-major ``x (N, T, D)``, fused gates ``Wx (D, 4H)``,
+``Wh (H, 4H)``, ``b (4H,)`` with the 4H columns in the order i, f, o, g; step functions and sequence
+functions.
 
 Factories (keyword sizes and seed, e.g. ``gradcheck run --model examples.cs231n:buggy --hidden 4``):
 
@@ -21,7 +22,7 @@ from gradcheck.adapters.steploop import StepModel
 
 GATES = ["i", "f", "o", "g"]
 BUGS = {
-    "dropped_carry": "dnext_c = ... where dnext_c += ... belongs: the cell-state gradient from t+1 is dropped",
+    "dropped_carry": "dnext_c = ... where dnext_c += ... belongs: the cell-state gradient from t+1 dropped",
     "wh_next_h": "dWh accumulated from next_h instead of prev_h",
     "tanh_prime": "the g gate's tanh' written as 1 - g instead of 1 - g**2",
 }
@@ -44,7 +45,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache, *, bug=None):
-    """dnext_h, dnext_c (N, H) -> dx (N, D), dprev_h, dprev_c (N, H), dWx, dWh, db. Updates dnext_c in place."""
+    """dnext_h, dnext_c (N, H) -> dx (N, D), dprev_h, dprev_c (N, H), dWx, dWh, db; adds into dnext_c."""
     x, prev_h, prev_c, next_h, Wx, Wh, i, f, o, g, tanh_c = cache
     if bug == "dropped_carry":
         dnext_c = dnext_h * o * (1 - tanh_c**2)
@@ -81,7 +82,7 @@ def lstm_backward(dh, caches, *, bug=None):
 
 
 def problem(*, x_dim=3, hidden=4, steps=5, batch=2, seed=0) -> dict:
-    """A random point: x (batch, steps, x_dim), h0, Wx, Wh, b, and the upstream gradient dout (batch, steps, hidden)."""
+    """A random point: x (batch, steps, x_dim), h0, Wx, Wh, b and the upstream gradient dout of h."""
     rng = np.random.default_rng(seed)
     return {
         "x": rng.normal(size=(batch, steps, x_dim)),

@@ -1,11 +1,12 @@
 """The deeplearning.ai "RNN step by step" shape: feature-major ``x (n_x, m, T_x)``, ``a0 (n_a, m)``, separate
 gates ``Wf, Wi, Wc, Wo (n_a, n_a + n_x)`` and biases ``(n_a, 1)`` acting on ``concat = [a_prev; x_t]``, a
-``parameters`` dict, a softmax readout ``Wy, by`` that the hidden-state loss does not use, and backward functions
-that return dicts of ``d``-prefixed names.
+``parameters`` dict, a softmax readout ``Wy, by`` that the hidden-state loss does not use, and backward
+functions that return dicts of ``d``-prefixed names.
 
-Factories (keyword sizes and seed): ``correct``, ``buggy`` (the sequence backward never carries ``da_prev`` and
-``dc_prev`` to the step below, as in a published copy), ``make(bug=...)`` for any bug of :data:`BUGS`. They check
-``lstm_forward`` / ``lstm_backward`` through :class:`gradcheck.FunctionModel` with one row per time step of ``x``.
+Factories (keyword sizes and seed): ``correct``, ``buggy`` (the sequence backward never carries ``da_prev``
+and ``dc_prev`` to the step below, as in a published copy), ``make(bug=...)`` for any bug of :data:`BUGS`.
+They check ``lstm_forward`` / ``lstm_backward`` through :class:`gradcheck.FunctionModel`, one row per time
+step of ``x``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def lstm_backward(da, caches, *, bug=None):
 
 
 def problem(*, x_dim=3, hidden=4, steps=5, batch=2, seed=0, n_y=2) -> dict:
-    """A random point: x (x_dim, batch, steps), a0, the gate parameters, Wy, by and the upstream gradient da."""
+    """A random point: x (x_dim, batch, steps), a0, the gate parameters, Wy, by, the upstream gradient da."""
     rng = np.random.default_rng(seed)
     n_x, n_a, m = x_dim, hidden, batch
     out = {"x": rng.normal(size=(n_x, m, steps)), "a0": rng.normal(scale=0.5, size=(n_a, m))}
@@ -128,7 +129,7 @@ def sequence_grads(x, a0, da, *, bug=None, **parameters):
 
 
 def make(*, bug=None, x_dim=3, hidden=4, steps=5, batch=2, seed=0) -> FunctionModel:
-    """lstm_forward / lstm_backward as a FunctionModel: x per time step (axis 2), every gate block; Wy, by fixed."""
+    """lstm_forward / lstm_backward as a FunctionModel: x per time step (axis 2), each gate; Wy, by fixed."""
     if bug is not None and bug not in BUGS:
         raise ValueError(f"bug: expected None or one of {list(BUGS)}, got {bug!r}")
     args = problem(x_dim=x_dim, hidden=hidden, steps=steps, batch=batch, seed=seed)

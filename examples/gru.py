@@ -1,5 +1,5 @@
-"""A GRU in the CS231n step-function shape, with one state: ``x (N, T, D)``, fused ``Wx (D, 3H)``, ``Wh (H, 3H)``,
-``b (3H,)`` with the 3H columns in the order z (update), r (reset), n (candidate)::
+"""A GRU in the CS231n step-function shape, with one state: ``x (N, T, D)``, fused ``Wx (D, 3H)``,
+``Wh (H, 3H)``, ``b (3H,)`` with the 3H columns in the order z (update), r (reset), n (candidate)::
 
     z = sigmoid(x Wx_z + h Wh_z + b_z)     r = sigmoid(x Wx_r + h Wh_r + b_r)
     n = tanh(x Wx_n + (r * h) Wh_n + b_n)  next_h = (1 - z) * n + z * h

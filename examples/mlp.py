@@ -1,6 +1,7 @@
 """A plain two-layer MLP, no time: ``x (N, D)``, integer labels ``y (N,)``, ``W1 (D, H)``, ``b1 (H,)``,
 ``W2 (H, C)``, ``b2 (C,)``; tanh hidden layer (smooth: ReLU's kink can make a central difference straddle it),
-softmax cross-entropy averaged over the batch. ``mlp_loss`` returns ``(loss, grads)`` as course code often does.
+softmax cross-entropy averaged over the batch. ``mlp_loss`` returns ``(loss, grads)``, as course code often
+does.
 
 Factories (keyword sizes and seed): ``correct``, ``buggy`` (the gradient of the mean forgets the 1/N), and
 ``make(bug=...)`` for any bug of :data:`BUGS`. The labels ``y`` are integers, so they are held fixed without

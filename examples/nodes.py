@@ -1,13 +1,13 @@
 """The node-class shape of the "Simple LSTM" write-up: a parameter object holding ``wg, wi, wf, wo (H, X+H)``,
-``bg, bi, bf, bo (H,)`` and their ``*_diff`` accumulators, and a node per step with ``bottom_data_is(x, s_prev,
-h_prev)`` (forward: ``xc = [x, h_prev]``, ``s = g*i + s_prev*f``, ``h = s*o``) and ``top_diff_is(top_diff_h,
-top_diff_s)`` (backward: into the accumulators and ``bottom_diff_x``, ``bottom_diff_s``, ``bottom_diff_h``).
-Our own code in that shape, not the write-up's.
+``bg, bi, bf, bo (H,)`` and their ``*_diff`` accumulators, and a node per step with
+``bottom_data_is(x, s_prev, h_prev)`` (forward: ``xc = [x, h_prev]``, ``s = g*i + s_prev*f``, ``h = s*o``) and
+``top_diff_is(top_diff_h, top_diff_s)`` (backward: into the accumulators and ``bottom_diff_x``,
+``bottom_diff_s``, ``bottom_diff_h``). Our own code in that shape, not the write-up's.
 
 The glue a user writes for the step loop is :func:`step_forward` / :func:`step_backward` below (a fresh
-parameter object per step, so that each step's ``*_diff`` is that step's gradient). Factories (keyword sizes and
-seed): ``correct_steps`` / ``buggy_steps`` (the famous wrong "fix": ``top_diff_s`` dropped from ``ds``), and
-``make_steps(bug=...)`` for any bug of :data:`BUGS`.
+parameter object per step, so that each step's ``*_diff`` is that step's gradient). Factories (keyword sizes
+and seed): ``correct_steps`` / ``buggy_steps`` (the famous wrong "fix": ``top_diff_s`` dropped from ``ds``),
+and ``make_steps(bug=...)`` for any bug of :data:`BUGS`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gradcheck.adapters.steploop import StepModel
 
 NAMES = ["wg", "wi", "wf", "wo", "bg", "bi", "bf", "bo"]
 BUGS = {
-    "dropped_ds": "ds = o * top_diff_h: the gradient from the step above (top_diff_s) dropped, the wrong 'fix'",
+    "dropped_ds": "ds = o * top_diff_h: the gradient from the step above (top_diff_s) dropped: the wrong fix",
     "forget_reads_s": "df = s * ds: the forget gate's gradient reads s(t) where s(t-1) belongs",
 }
 
@@ -108,7 +108,7 @@ def step_backward(ds, dh, node):
 
 
 def make_steps(*, bug=None, x_dim=3, hidden=4, steps=5, seed=0) -> StepModel:
-    """The node classes in the step loop: inputs (steps, x_dim), states s and h, the eight parameter blocks."""
+    """The node classes in the step loop: inputs (steps, x_dim), states s and h, eight parameter blocks."""
     if bug is not None and bug not in BUGS:
         raise ValueError(f"bug: expected None or one of {list(BUGS)}, got {bug!r}")
     rng = np.random.default_rng(seed)

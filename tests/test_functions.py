@@ -1,6 +1,6 @@
-"""Functions in, report out: ``check_function`` / ``FunctionModel`` pass correct gradients, catch planted wrong
-ones with the argument (and, with the core's time_axes/splits, the time step or gate part) named, protect the
-check from functions that write into their inputs, and turn bad input into usage errors that name it."""
+"""Functions in, report out: ``check_function`` / ``FunctionModel`` pass correct gradients, catch planted
+wrong ones with the argument (and, with the core's time_axes/splits, the time step or gate part) named,
+protect the check from functions that write into their inputs, turn bad input into usage errors naming it."""
 
 import numpy as np
 import pytest
@@ -17,8 +17,8 @@ def core_gives_slices() -> bool:
     return any(r.label == "w[t=1]" for r in check(model).rows)
 
 
-# Tests of the core's part of the contract (rows x[t=3], Wx:i, first_bad_step over x): expected to fail until the
-# integrator lands it, and to pass (strict) once it has.
+# Tests of the core's part of the contract (rows x[t=3], Wx:i, first_bad_step over x): expected to fail until
+# the integrator lands it, and to pass (strict) once it has.
 needs_core = pytest.mark.xfail(
     not core_gives_slices(),
     strict=True,
@@ -81,7 +81,7 @@ def test_wrt_subset_ignores_gradients_of_fixed_arguments():
 
 
 def test_functions_that_write_into_their_inputs_cannot_corrupt_the_check():
-    """Each call drifts the fixed ``b`` and zeroes ``W`` after use: only fresh copies per call keep it right."""
+    """Each call drifts the fixed ``b`` and zeroes ``W`` after use: fresh copies per call keep the check right."""
     rng = np.random.default_rng(1)
     args = {"W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
     saved = {k: v.copy() for k, v in args.items()}

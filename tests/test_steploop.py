@@ -1,5 +1,5 @@
-"""The step loop: the checker runs the user's step forward and step backward, and every state at every step is a
-row. Correct steps pass; planted bugs fail at the state, step and block they enter; the user's code cannot
+"""The step loop: the checker runs the user's step forward and step backward, and every state at every step is
+a row. Correct steps pass; planted bugs fail at the state, step and block they enter; the user's code cannot
 corrupt the check; bad input and wrong return values are usage errors naming the step and the value."""
 
 import functools
@@ -123,7 +123,7 @@ def test_a_custom_readout_is_used_and_its_gradient_checked():
 
 
 def test_taps_are_added_to_what_the_step_returns():
-    """A zero tap changes nothing; a tap on h at the last step moves the default (linear) readout by <P, tap>."""
+    """A zero tap changes nothing; a tap on h at the last step moves the default readout by <P, tap>."""
     m = model()
     params = m.parameters()
     zero = {"h": np.zeros((5, 2, 4))}
@@ -218,12 +218,17 @@ BAD_STEPS = {
     ),
     "forward changes the state's shape": (
         {"step_forward": wrong_shape_forward},
-        r"step_forward at t=0 returned next 'h' as ndarray float64 \(2, 3\); the state 'h' has shape \(2, 4\)",
+        (
+            r"step_forward at t=0 returned next 'h' as ndarray float64 \(2, 3\); "
+            r"the state 'h' has shape \(2, 4\)"
+        ),
     ),
     "backward returns 4 values": (
         {"step_backward": wrong_count_backward},
-        (r"step_backward must return \(dx, dprev_h, dW, dU, db\): 5 values in that order .* at t=4 it returned "
-        r"tuple of 4"),
+        (
+            r"step_backward must return \(dx, dprev_h, dW, dU, db\): 5 values in that order .* "
+            r"at t=4 it returned tuple of 4"
+        ),
     ),
     "backward dW transposed": (
         {"step_backward": wrong_shape_backward},

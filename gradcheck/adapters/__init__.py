@@ -1,1 +1,1 @@
-"""Adapters that turn users' own code (plain functions, step functions) into models of the checker's protocol."""
+"""Users' own code (plain functions, step functions) as models of the checker's protocol."""

@@ -10,9 +10,9 @@
     report = gradcheck.check_function(loss, grads, {"x": x, "W": W}, time_axis={"x": 0})
 
 ``time_axis`` gives an argument one row per index along an axis (``x[t=3]``): a sequence backward that returns
-``dx`` is localised in time from the outside. ``split`` reports a fused block as equal contiguous parts along an
-axis (``Wx:i``, ``Wx:f``, ...). Both become the model's ``time_axes`` / ``splits`` attributes, which the checker
-reads (see :mod:`gradcheck.protocol`).
+``dx`` is localised in time from the outside. ``split`` reports a fused block as equal contiguous parts along
+an axis (``Wx:i``, ``Wx:f``, ...). Both become the model's ``time_axes`` / ``splits`` attributes, which the
+checker reads (see :mod:`gradcheck.protocol`).
 """
 
 from __future__ import annotations
@@ -26,26 +26,26 @@ from . import validate as v
 
 
 class FunctionModel:
-    """``loss(**args) -> float`` and ``grads(**args) -> {name: gradient}`` as a model of the checker's protocol.
+    """``loss(**args) -> float`` and ``grads(**args) -> {name: gradient}`` as a model of the protocol.
 
     ``args``: name -> value, the point of the check. The checked arguments are ``wrt`` (default: every numpy
     array of a floating dtype in ``args``); they must be finite, non-empty, real floating arrays. Every other
-    argument (int labels, Python numbers, dicts, ...) is held fixed. ``grads`` must return a dict with a gradient
-    of the argument's shape for every checked name; gradients it returns for fixed arguments are ignored.
-    Both functions are called with keyword arguments, on fresh copies at every call (a function that writes
-    into its inputs cannot corrupt the check), and ``args`` is copied once here (later changes to the caller's
-    arrays do not move the point).
+    argument (int labels, Python numbers, dicts, ...) is held fixed. ``grads`` must return a dict with a
+    gradient of the argument's shape for every checked name; gradients it returns for fixed arguments are
+    ignored. Both functions are called with keyword arguments, on fresh copies at every call (a function that
+    writes into its inputs cannot corrupt the check), and ``args`` is copied once here (later changes to the
+    caller's arrays do not move the point).
 
-    ``time_axis``: ``{name: axis}`` (checked arguments): one row per index along the axis, labelled ``x[t=3]``.
-    ``split``: ``{name: (axis, [part names])}``: one row per equal contiguous part along the axis, ``Wx:i``.
-    ``complex_step``: declare the "complex" capability: only if ``loss`` is analytic in complex inputs (no
-    ``abs``, no ``np.real``, no ``float()`` of the result) and ``grads`` stays real at real points.
+    ``time_axis``: ``{name: axis}`` (checked arguments): one row per index along the axis, labelled
+    ``x[t=3]``. ``split``: ``{name: (axis, [part names])}``: one row per equal contiguous part along the axis,
+    ``Wx:i``. ``complex_step``: declare the "complex" capability: only if ``loss`` is analytic in complex
+    inputs (no ``abs``, no ``np.real``, no ``float()`` of the result) and ``grads`` stays real at real points.
 
     Usage errors (:class:`gradcheck.ProtocolError`, each naming the argument): ``args`` not a dict of names, a
-    ``wrt`` name that is not an argument or not a floating array, an axis out of range, parts that do not divide
-    their axis, and (while checking) ``grads`` returning wrong names, missing names or wrong shapes, ``loss``
-    returning something other than a scalar. Exceptions raised by ``loss`` or ``grads`` themselves surface as
-    :class:`gradcheck.ModelError` naming the function.
+    ``wrt`` name that is not an argument or not a floating array, an axis out of range, parts that do not
+    divide their axis, and (while checking) ``grads`` returning wrong names, missing names or wrong shapes,
+    ``loss`` returning something other than a scalar. Exceptions raised by ``loss`` or ``grads`` themselves
+    surface as :class:`gradcheck.ModelError` naming the function.
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class FunctionModel:
 def check_function(
     loss, grads, args, *, wrt=None, time_axis=None, split=None, complex_step: bool = False, **options
 ):
-    """Check ``grads`` against finite differences of ``loss`` at ``args``; return the :class:`gradcheck.Report`.
+    """Check ``grads`` against finite differences of ``loss`` at ``args``; return the Report.
 
     ``loss``, ``grads``, ``args``, ``wrt``, ``time_axis``, ``split``, ``complex_step``: see
     :class:`FunctionModel`. ``options``: every keyword :func:`gradcheck.check` takes (``method``, ``eps``,
@@ -172,6 +172,6 @@ def _check_names(out: Mapping, checked: dict, arg_names: list[str]) -> None:
     missing = [n for n in checked if n not in out]
     if missing:
         raise ProtocolError(
-            f"grads(**args) returned no gradient for {missing} (it returned {list(out)}); return one for every "
-            f"checked argument, or pass wrt= without {'it' if len(missing) == 1 else 'them'}"
+            f"grads(**args) returned no gradient for {missing} (it returned {list(out)}); return one for "
+            f"every checked argument, or pass wrt= without {'it' if len(missing) == 1 else 'them'}"
         )

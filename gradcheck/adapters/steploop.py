@@ -8,16 +8,17 @@ The user's two functions, in the CS231n convention (states and parameters in the
     model = StepModel(lstm_step_forward, lstm_step_backward, inputs=x, time_axis=1,
                       states={"h": h0, "c": c0}, params={"Wx": Wx, "Wh": Wh, "b": b})
 
-The model runs the unrolled loop itself. The loss is a readout of every state at every step: by default a random
-projection ``L = sum_s sum_t <P_s(t), s(t)>`` with ``P`` drawn from ``numpy.random.default_rng([seed, 23])``, so
-every state has a direct path to the loss and no row is zero by construction. A state's tap (the checker's
-perturbation) is added to what ``step_forward`` returns, before the readout and the next step sees it. The
-backward runs ``step_backward`` from the last step to the first, handing it the TOTAL gradient of each state
-(the readout's part plus what the step above returned as ``dprev``): that total, at every t, is the state row.
+The model runs the unrolled loop itself. The loss is a readout of every state at every step: by default a
+random projection ``L = sum_s sum_t <P_s(t), s(t)>`` with ``P`` drawn from
+``numpy.random.default_rng([seed, 23])``, so every state has a direct path to the loss and no row is zero by
+construction. A state's tap (the checker's perturbation) is added to what ``step_forward`` returns, before the
+readout and the next step see it. The backward runs ``step_backward`` from the last step to the first, handing
+it the TOTAL gradient of each state (the readout's part plus what the step above returned as ``dprev``): that
+total, at every t, is the state row.
 
-So a state row ``c[t=2]`` is dL/d(next_c returned at t=2) with the step's other outputs held fixed: exactly the
-``dnext_c`` a CS231n ``step_backward`` receives. A failing ``c[t]`` beside a passing ``c[t+1]`` means
-``step_backward`` at t+1 returned a wrong ``dprev_c``; a failing ``x[t]`` means it returned a wrong ``dx`` at t.
+So a state row ``c[t=2]`` is dL/d(next_c returned at t=2) with the step's other outputs held fixed: exactly
+the ``dnext_c`` a CS231n ``step_backward`` receives. A failing ``c[t]`` beside a passing ``c[t+1]`` means
+``step_backward`` at t+1 returned a wrong ``dprev_c``; a failing ``x[t]``, that it returned a wrong ``dx``.
 """
 
 from __future__ import annotations
@@ -44,18 +45,19 @@ class StepModel:
 
     Checked (rows): every parameter (split into parts by ``split={name: (axis, [parts])}``); the inputs as
     ``input_name`` (default ``"x"``) with one row per step (``time_axes``), unless ``check_inputs=False``
-    (then ``step_backward`` may return None for dx); the initial states as parameters ``h0``, ``c0``, ... unless
-    ``check_init=False``; and every state at every step (state rows, shape ``(T, *state_shape)``).
+    (then ``step_backward`` may return None for dx); the initial states as parameters ``h0``, ``c0``, ...
+    unless ``check_init=False``; and every state at every step (state rows, shape ``(T, *state_shape)``).
 
     ``readout``: None (the seeded random projection above; ``seed`` = the check's seed to record it) or a
     function ``readout(states) -> (loss, dstates)`` of the dict name -> ``(T, *state_shape)`` of every step's
     states, returning the loss and its direct gradient per state (a missing name: zero).
-    ``complex_step``: declare the "complex" capability (only if both functions are analytic in complex inputs).
+    ``complex_step``: declare the "complex" capability (only if both functions are analytic in complex
+    inputs).
 
     Usage errors (:class:`gradcheck.ProtocolError`) name the argument or the step: non-float or empty arrays,
     an axis out of range, clashing names, and while checking a step returning the wrong number of values or a
-    value of the wrong shape. Exceptions raised by the user's functions surface as :class:`gradcheck.ModelError`
-    naming the function and the step (``step_forward at t=3``).
+    value of the wrong shape. Exceptions raised by the user's functions surface as
+    :class:`gradcheck.ModelError` naming the function and the step (``step_forward at t=3``).
     """
 
     def __init__(
@@ -120,8 +122,8 @@ class StepModel:
             for n in names:
                 if n in taken:
                     raise ProtocolError(
-                        f"the name {n!r} is both a {taken[n]} and a{'n' if kind[0] in 'ai' else ''} {kind}; rows "
-                        f"need distinct names (rename one, or pass input_name= / check_init=False)"
+                        f"the name {n!r} is both a {taken[n]} and a{'n' if kind[0] in 'ai' else ''} {kind}; "
+                        f"rows need distinct names (rename one, or pass input_name= / check_init=False)"
                     )
                 taken[n] = kind
 

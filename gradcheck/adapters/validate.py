@@ -1,7 +1,7 @@
 """What a user hands an adapter, checked before any of their code runs.
 
-Every problem is a :class:`gradcheck.ProtocolError` (a usage error, exit code 2) whose message names the argument,
-says what was found and what to do; nothing here lets numpy raise from deep inside a check.
+Every problem is a :class:`gradcheck.ProtocolError` (a usage error, exit code 2) whose message names the
+argument, says what was found and what to do; nothing here lets numpy raise from deep inside a check.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def names_dict(what: str, value, *, empty_ok: bool = False) -> dict:
 
 
 def is_float_array(value) -> bool:
-    """The default ``wrt`` rule: numpy arrays of a real floating dtype (Python floats and ints are held fixed)."""
+    """The default ``wrt`` rule: numpy arrays of a real floating dtype (Python numbers are held fixed)."""
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
@@ -193,7 +193,7 @@ def fn_name(fn) -> str:
 
 
 def fresh(value):
-    """A copy the user's code may write into: arrays copied, other objects deep-copied (or shared if they can't)."""
+    """A copy user code may write into: arrays copied, other objects deep-copied (shared if they can't be)."""
     if isinstance(value, np.ndarray):
         return value.copy()
     try:
