@@ -14,7 +14,11 @@ from test_functions import needs_core
 from examples import cs231n, dlai, gru, mlp, nodes
 from gradcheck import check
 from gradcheck.cli import main
-from gradcheck.loading import accepted_keys
+
+try:  # the command line's loader: gradcheck/cli/loading.py in the reorganised layout
+    from gradcheck.cli.loading import accepted_keys
+except ImportError:
+    from gradcheck.loading import accepted_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "own-code.md"

@@ -53,7 +53,7 @@ def test_correct_steps_pass_with_a_row_per_state_and_step():
     report = check(model())
     assert report.passed, report.verdict()
     assert [r.label for r in report.rows if r.kind == "state"] == [f"h[t={t}]" for t in range(5)]
-    assert [r.name for r in report.rows if r.kind == "param"] == ["W", "U", "b", "x", "h0"]
+    assert list(dict.fromkeys(r.name for r in report.rows if r.kind == "param")) == ["W", "U", "b", "x", "h0"]
 
 
 def test_a_dropped_carry_fails_below_the_top_step_only():
@@ -73,7 +73,7 @@ def test_check_steps_takes_check_options_and_seeds_the_readout_with_the_check_se
     report = check_steps(fwd, bwd, **kw, seed=7, method="richardson")
     assert report.passed and (report.method, report.seed) == ("richardson", 7)
     assert "seed 7" in report.model
-    with pytest.raises(ProtocolError, match=r"check_steps: unknown option\(s\) \['epsilon'\]"):
+    with pytest.raises(ProtocolError, match=r"unknown option.*'epsilon'"):
         check_steps(fwd, bwd, **kw, epsilon=1e-6)
 
 

@@ -118,12 +118,7 @@ def check_function(
     :class:`FunctionModel`. ``options``: every keyword :func:`gradcheck.check` takes (``method``, ``eps``,
     ``rtol``, ``atol``, ``mode``, ``seed``, ``workers``, ...); an unknown one is a ProtocolError naming it.
     """
-    unknown = [k for k in options if k not in CHECK_OPTIONS]
-    if unknown:
-        raise ProtocolError(
-            f"check_function: unknown option(s) {unknown}; it passes these on to check(): "
-            f"{', '.join(CHECK_OPTIONS)}"
-        )
+    check_options("check_function", options)
     return check(
         FunctionModel(
             loss, grads, args, wrt=wrt, time_axis=time_axis, split=split, complex_step=complex_step
@@ -132,7 +127,18 @@ def check_function(
     )
 
 
-CHECK_OPTIONS = tuple(p for p in inspect.signature(check).parameters if p != "model")
+def check_options(caller: str, options: dict) -> None:
+    """Options for :func:`gradcheck.check`: a name it cannot take is a ProtocolError naming it. When ``check``
+    takes open keywords (``**speed``) it validates those itself, so only its named keywords are known here."""
+    params = inspect.signature(check).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    named = [p for p in params if p != "model"]
+    unknown = [k for k in options if k not in named]
+    if unknown:
+        raise ProtocolError(
+            f"{caller}: unknown option(s) {unknown}; it passes these on to check(): {', '.join(named)}"
+        )
 
 
 def _wrt_names(wrt, args: dict) -> list[str]:

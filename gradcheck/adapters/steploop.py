@@ -27,8 +27,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..checker import check
 from ..protocol import ProtocolError, call_model
 from . import validate as v
+from .functions import check_options
 
 READOUT_STREAM = 23  # the readout projection: numpy.random.default_rng([seed, READOUT_STREAM])
 
@@ -316,15 +318,7 @@ def check_steps(
     ``options``: every keyword :func:`gradcheck.check` takes; its ``seed`` (default 0) also draws the readout
     projection, so the report's seed reproduces the whole check.
     """
-    from ..checker import check
-    from .functions import CHECK_OPTIONS
-
-    unknown = [k for k in options if k not in CHECK_OPTIONS]
-    if unknown:
-        raise ProtocolError(
-            f"check_steps: unknown option(s) {unknown}; it passes these on to check(): "
-            f"{', '.join(CHECK_OPTIONS)}"
-        )
+    check_options("check_steps", options)
     model = StepModel(
         step_forward,
         step_backward,
