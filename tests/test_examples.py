@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_functions import needs_core
+from test_functions import benchmark_module, needs_core
 
 from examples import cs231n, dlai, gru, mlp, nodes
 from gradcheck import check
@@ -203,14 +203,6 @@ def doc_blocks():
 
 def test_the_docs_page_exists_and_has_code():
     assert len(doc_blocks()) >= 4
-
-
-def benchmark_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("own_code")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s+(.+?)\s*$", flags=re.MULTILINE)
