@@ -1,0 +1,1 @@
+"""Users' own code (plain functions, step functions) as models of the checker's protocol."""
