@@ -12,16 +12,13 @@ carry with T = 1, a missing 1/N with N = 1) is counted as not applicable. Exit 0
 and every applicable bug is caught and named.
 
 Rows per time step (``x[t=3]``) and per gate (``Wx:i``) come from the checker core (the models'
-``time_axes`` and ``splits``). On a core without them, the script slices the models itself (:class:`Sliced`:
-every time index and part becomes its own parameter block, compared exactly as the core's rows are) and says
-so in its output.
+``time_axes`` and ``splits``).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,8 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from examples import cs231n, dlai, gru, mlp, nodes
-from gradcheck.adapters.functions import FunctionModel
-from gradcheck.checker import check as core_check
+from gradcheck.checker import check
 
 
 @dataclass
@@ -171,93 +167,6 @@ def draw_sizes(rng, keys) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------------------ core contract
-def core_has_slices() -> bool:
-    """Whether the checker core gives time_axes / splits rows (x[t=1], w:a) itself."""
-    model = FunctionModel(
-        lambda w: np.sum(w**3), lambda w: {"w": 3 * w**2}, {"w": np.ones((2, 2))}, time_axis={"w": 0}
-    )
-    return any(r.label == "w[t=1]" for r in core_check(model).rows)
-
-
-CORE_SLICES = core_has_slices()
-
-
-class Sliced:
-    """A model whose ``time_axes`` / ``splits`` blocks are cut into parameter blocks named as the core's rows
-    are (``x[t=3]``, ``Wx:i``): the same entries, compared against the same row-wise tolerance."""
-
-    def __init__(self, model):
-        self.model = model
-        self.capabilities = getattr(model, "capabilities", frozenset())
-        self.full = model.parameters()
-        self.pieces: dict[str, tuple[str, tuple]] = {}
-        for name, a in self.full.items():
-            if name in getattr(model, "time_axes", {}):
-                ax = model.time_axes[name]
-                for t in range(a.shape[ax]):
-                    self.pieces[f"{name}[t={t}]"] = (name, _index(a.ndim, ax, t))
-            elif name in getattr(model, "splits", {}):
-                ax, parts = model.splits[name]
-                size = a.shape[ax] // len(parts)
-                for k, part in enumerate(parts):
-                    self.pieces[f"{name}:{part}"] = (
-                        name,
-                        _index(a.ndim, ax, slice(k * size, (k + 1) * size)),
-                    )
-            else:
-                self.pieces[name] = (name, (Ellipsis,))
-
-    def __repr__(self):
-        return repr(self.model)
-
-    def parameters(self):
-        return {k: self.full[n][idx].copy() for k, (n, idx) in self.pieces.items()}
-
-    def _join(self, params):
-        dtype = np.result_type(*params.values())
-        full = {n: a.astype(dtype) for n, a in self.full.items()}
-        for k, (n, idx) in self.pieces.items():
-            full[n][idx] = params[k]
-        return full
-
-    def loss(self, params, taps=None):
-        return self.model.loss(self._join(params), taps)
-
-    def gradients(self, params):
-        pg, sg = self.model.gradients(self._join(params))
-        return {k: np.asarray(pg[n])[idx] for k, (n, idx) in self.pieces.items()}, sg
-
-
-def _index(ndim, axis, key) -> tuple:
-    return tuple(key if k == axis else slice(None) for k in range(ndim))
-
-
-TIME_LABEL = re.compile(r"^(.*)\[t=(\d+)\]$")
-
-
-def check_as_core(model, **options):
-    """``gradcheck.check(model, **options)`` with the core's time_axes / splits contract: the real core when
-    it has it, else :class:`Sliced`, with time rows renamed (``name="x", t=3``) and ``first_bad_step`` taken
-    over states and time rows alike (the latest failing t; ties to a state, then to the state listed
-    first)."""
-    if CORE_SLICES:
-        return core_check(model, **options)
-    report = core_check(Sliced(model), **options)
-    report.model = repr(model) if len(repr(model)) <= 200 else type(model).__name__
-    for r in report.rows:
-        if r.kind == "param" and (m := TIME_LABEL.match(r.name)) is not None:
-            r.name, r.t = m.group(1), int(m.group(2))
-    states = list(getattr(model, "state_names", ()))
-    bad = [
-        (r.t, r.kind == "state", -states.index(r.name) if r.kind == "state" else 0, r.name)
-        for r in report.failing
-        if r.t is not None
-    ]
-    report.first_bad_step = None if not bad else {"name": max(bad)[3], "t": max(bad)[0]}
-    return report
-
-
 # ------------------------------------------------------------------------------------------------------ runs
 def localised(report, expect: dict) -> str | None:
     """None when the report names what ``expect`` says; else what is wrong."""
@@ -301,7 +210,6 @@ def _tally() -> dict:
 
 
 def run(configs: int, seed: int, *, out=print) -> int:
-    sliced = not CORE_SLICES
     stats = {
         c.name: {"configs": 0, "false": [], "max_ratio": 0.0, "bugs": {b: _tally() for b in c.bugs}}
         for c in CASES
@@ -314,7 +222,7 @@ def run(configs: int, seed: int, *, out=print) -> int:
         st = stats[case.name]
         st["configs"] += 1
         model = case.build(None, sizes)
-        report = check_as_core(model)
+        report = check(model)
         st["max_ratio"] = max(st["max_ratio"], max(r.ratio for r in report.rows))
         if not report.passed:
             st["false"].append((sizes, [r.label for r in report.failing]))
@@ -323,7 +231,7 @@ def run(configs: int, seed: int, *, out=print) -> int:
             expect = expectation(sizes)
             if expect is None:
                 continue
-            report = check_as_core(case.build(bug, sizes))
+            report = check(case.build(bug, sizes))
             problem = localised(report, expect)
             tally["applicable"] += 1
             tally["caught"] += not report.passed
@@ -333,17 +241,15 @@ def run(configs: int, seed: int, *, out=print) -> int:
             if "hint" in expect:
                 tally["gate_worst"] = (tally["gate_worst"] or 0) + worst_weight_in_gate(report, expect)
     elapsed = time.perf_counter() - t0
-    return _summary(stats, configs, seed, elapsed, sliced, out)
+    return _summary(stats, configs, seed, elapsed, out)
 
 
-def _summary(stats, configs, seed, elapsed, sliced, out) -> int:
+def _summary(stats, configs, seed, elapsed, out) -> int:
     out(
         f"Command: python benchmarks/own_code.py --configs {configs} --seed {seed}; "
         f"{time.strftime('%Y-%m-%d')}; "
         f"{platform.machine()}, numpy {np.__version__}, Python {platform.python_version()}; {elapsed:.0f} s"
     )
-    if sliced:
-        out("Rows x[t=k] and W:part by slicing in this script (the checker core does not give them yet).")
     out("")
     out(
         "| example | configurations | false alarms | max err/tol (correct) | planted bug | applicable "

@@ -8,7 +8,8 @@ A sample is an HTML comment naming the command, followed by a fenced block holdi
     ```
 
 Options go before the colon, separated by semicolons: ``setup=CMD`` runs first (e.g. copying a file),
-``lines=1-4,-3`` keeps lines 1 to 4 and the last 3 (with a line ``...`` where lines were left out),
+``lines=1-4,-3`` keeps lines 1 to 4 and the last 3, ``match=REGEX`` the lines it finds (both: either; a line
+``...`` stands where lines were left out),
 ``exit=1`` states the exit code the command must end with (default 0), ``stream=stderr`` shows stderr instead
 of stdout. Commands run in a fresh temporary directory (the repository's ``tests/`` files are at ``$REPO``),
 with ``NO_COLOR=1`` and no CI variables, so what they print does not depend on where they run.
@@ -68,7 +69,9 @@ def run(sample: Sample) -> str:
             f"{done.stderr[-2000:]}"
         )
     text = done.stderr if sample.options.get("stream") == "stderr" else done.stdout
-    return _keep(text.rstrip("\n").split("\n"), sample.options.get("lines")) + "\n"
+    return (
+        _keep(text.rstrip("\n").split("\n"), sample.options.get("lines"), sample.options.get("match")) + "\n"
+    )
 
 
 def _path(env: dict) -> str:
@@ -76,11 +79,13 @@ def _path(env: dict) -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
 
 
-def _keep(lines: list[str], spec: str | None) -> str:
-    if not spec:
+def _keep(lines: list[str], spec: str | None, match: str | None = None) -> str:
+    if not spec and not match:
         return "\n".join(lines)
-    keep: list[int] = []
-    for part in spec.split(","):
+    keep: list[int] = [k for k, line in enumerate(lines) if match and re.search(match, line)]
+    for part in (spec or "").split(","):
+        if not part:
+            continue
         if part.startswith("-"):
             keep += range(len(lines) + int(part), len(lines))
         else:

@@ -19,9 +19,25 @@ _LAZY = {
     "ReferenceLSTM": ".lstm.reference",
     "Report": ".report",
     "Row": ".report",
+    "check_function": ".adapters.functions",
+    "FunctionModel": ".adapters.functions",
+    "StepModel": ".adapters.steploop",
+    "check_steps": ".adapters.steploop",
 }
 
-__all__ = ["METHODS", "ModelError", "ProtocolError", "ReferenceLSTM", "Report", "Row", "check"]
+__all__ = [
+    "METHODS",
+    "FunctionModel",
+    "ModelError",
+    "ProtocolError",
+    "ReferenceLSTM",
+    "Report",
+    "Row",
+    "StepModel",
+    "check",
+    "check_function",
+    "check_steps",
+]
 __version__ = "0.1.0"
 
 

@@ -9,16 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_functions import benchmark_module, needs_core
+from test_functions import benchmark_module
 
 from examples import cs231n, dlai, gru, mlp, nodes
 from gradcheck import check
 from gradcheck.cli import main
-
-try:  # the command line's loader: gradcheck/cli/loading.py in the reorganised layout
-    from gradcheck.cli.loading import accepted_keys
-except ImportError:
-    from gradcheck.loading import accepted_keys
+from gradcheck.cli.loading import accepted_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "own-code.md"
@@ -133,7 +129,6 @@ CORE_PLANTED = {
 }
 
 
-@needs_core
 @pytest.mark.parametrize("key", list(CORE_PLANTED), ids=["-".join(map(str, k)) for k in CORE_PLANTED])
 def test_planted_bugs_named_by_the_core(key):
     report = check(build(*key))
@@ -141,7 +136,6 @@ def test_planted_bugs_named_by_the_core(key):
 
 
 # ------------------------------------------------------------------ the issue's done criteria (CS231n)
-@needs_core
 @pytest.mark.parametrize("steps", [2, 5])
 def test_cs231n_dropped_carry_through_check_function_first_bad_step_x_at_T_minus_2(steps):
     assert check(cs231n.correct(steps=steps)).passed
@@ -182,7 +176,6 @@ def test_gradcheck_run_model_checks_the_examples_with_sizes_from_the_command_lin
     assert code == 1 and labels["c[t=3]"] is False and labels["h[t=4]"] is True
 
 
-@needs_core
 def test_gradcheck_run_model_names_x_at_T_minus_2(in_root):
     code, report = run_json(in_root, "--model", "examples.cs231n:buggy", "--steps", "5", "--hidden", "4")
     assert code == 1 and report["first_bad_step"] == {"name": "x", "t": 3}
@@ -210,25 +203,7 @@ PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s+(.+?)\s*$", flags=re.MULTILINE)
 
 def test_the_docs_code_runs_in_order_and_prints_what_it_says(capsys, monkeypatch):
     """The page's Python blocks, in one namespace, in the order a reader meets them; each line
-    ``print(...)  # text`` prints ``text``. Until the integrator exports the adapters' names from
-    ``gradcheck`` and lands the core's time/part rows, both are provided here (the rows by the benchmark's
-    emulation, own_code.check_as_core)."""
-    import gradcheck
-    import gradcheck.checker
-    from gradcheck.adapters import functions, steploop
-
-    for module, name in (
-        (functions, "check_function"),
-        (functions, "FunctionModel"),
-        (steploop, "StepModel"),
-        (steploop, "check_steps"),
-    ):
-        if not hasattr(gradcheck, name):
-            monkeypatch.setattr(gradcheck, name, getattr(module, name), raising=False)
-    own_code = benchmark_module()
-    if not own_code.CORE_SLICES:
-        for module in (gradcheck, gradcheck.checker, functions):
-            monkeypatch.setattr(module, "check", own_code.check_as_core, raising=False)
+    ``print(...)  # text`` prints ``text``."""
     monkeypatch.chdir(ROOT)
     namespace: dict = {}
     for code in doc_blocks():

@@ -16,21 +16,12 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def benchmark_module():
-    """``benchmarks/own_code.py``: its ``CORE_SLICES`` says whether the core gives time/part rows yet."""
+    """``benchmarks/own_code.py`` (the examples' cases and expectations)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         return importlib.import_module("own_code")
     finally:
         sys.path.remove(str(BENCHMARKS))
-
-
-# Tests of the core's part of the contract (rows x[t=3], Wx:i, first_bad_step over x): expected to fail until
-# the integrator lands it, and to pass (strict) once it has.
-needs_core = pytest.mark.xfail(
-    not benchmark_module().CORE_SLICES,
-    strict=True,
-    reason="needs the checker core's time_axes/splits rows (issue 12, integrator)",
-)
 
 
 def failing(report):
@@ -335,7 +326,6 @@ def rnn_grads(x, w, p, carry=True):
     return {"x": dx, "w": dw}
 
 
-@needs_core
 def test_time_axis_gives_one_row_per_step_and_names_where_a_dropped_carry_enters():
     ok = check_function(rnn_loss, rnn_grads, rnn(), wrt=["x", "w"], time_axis={"x": 0})
     assert ok.passed, ok.verdict()
@@ -347,7 +337,6 @@ def test_time_axis_gives_one_row_per_step_and_names_where_a_dropped_carry_enters
     assert bad.first_bad_step == {"name": "x", "t": 3}
 
 
-@needs_core
 def test_split_reports_each_part_and_names_the_wrong_one():
     def grads(scale_b=1.0, **a):
         g = layer_grads(**a)

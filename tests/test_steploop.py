@@ -6,7 +6,6 @@ import functools
 
 import numpy as np
 import pytest
-from test_functions import needs_core
 
 from examples import cs231n
 from gradcheck import ModelError, ProtocolError, check
@@ -297,7 +296,6 @@ def test_bad_input_is_a_protocol_error_naming_it(case):
 
 
 # --------------------------------------------------------------------- inputs per time step (core contract)
-@needs_core
 def test_input_rows_per_step_name_where_the_step_backward_goes_wrong():
     ok = check(model())
     assert [r.label for r in ok.rows if r.name == "x"] == [f"x[t={t}]" for t in range(5)]
