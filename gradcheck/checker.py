@@ -77,7 +77,7 @@ def check(
         ignored_taps(rows, grads)
         clock.lap("numeric")
         if plan.diagnose:
-            rows = [diagnosed(row, t, model, ev, spec, grads, plan) for row, t in zip(rows, todo)]
+            rows = diagnosed_rows(rows, todo, model, ev, spec, grads, plan)
         clock.lap("diagnosis")
         evaluation["model_calls"] = getattr(ev, "calls", None)
     settings = plan.settings() | {
@@ -149,9 +149,23 @@ def full_row(ev, target: Target, params: dict, grads: Analytic, plan: Plan, rng=
     return row
 
 
+def diagnosed_rows(
+    rows: list[Row], todo: list[Target], model, ev, spec, grads: Analytic, plan: Plan
+) -> list[Row]:
+    """Every row that failed on finite values with its step-size re-check, and the worst passing row (compared
+    entry by entry, not zero by construction) with the same sweep, for comparison (its verdict: "passes")."""
+    passing = [k for k, r in enumerate(rows) if r.passed and r.top and not r.zero]
+    worst = max(passing, key=lambda k: rows[k].ratio, default=None)
+    return [
+        diagnosed(row, t, model, ev, spec, grads, plan) if not row.passed or k == worst else row
+        for k, (row, t) in enumerate(zip(rows, todo))
+    ]
+
+
 def diagnosed(row: Row, target: Target, model, ev, spec, grads: Analytic, plan: Plan) -> Row:
-    """The row with its step-size re-check when it failed on finite values (see :mod:`gradcheck.diagnose`)."""
-    if row.passed or row.note is not None or not row.top:
+    """The row with its step-size re-check (see :mod:`gradcheck.diagnose`); rows failed on non-finite values
+    or without entries (screened) as they are."""
+    if row.note is not None or not row.top:
         return row
     top = np.asarray(row.top)
     x = _point(target, spec.params, grads, plan.dtype)

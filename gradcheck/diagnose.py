@@ -6,6 +6,7 @@ the row as ``Row.diagnosis``):
 
 - complex step available: it decides. Far from the analytic value: "wrong gradient"; close: "finite-difference
   error".
+- a passing row (the worst one is swept too, for comparison): "passes".
 - else, a discrepancy that shrinks into tolerance at some step, or falls by 10x or more per 10x smaller step
   (truncation error converging like h^p), is "finite-difference error": the gradient is right and the step is at
   fault. One that stays within a factor 3 while the step changes 100x is a "wrong gradient". Anything else is
@@ -57,6 +58,12 @@ def diagnose(
         "max_errors": errors,
         "tolerance": row.tolerance,
     }
+    if row.passed:
+        return out | {
+            "verdict": "passes",
+            "suggest": {},
+            "reason": "within tolerance at the check's step; the sweep shows how the discrepancy moves with it",
+        }
     if complex_step is not None:
         err = float(np.max(np.abs(analytic - complex_step())))
         return out | _by_complex_step(err, row.tolerance)

@@ -41,7 +41,7 @@ def test_progress_start_is_told_the_total_and_the_estimate():
         def start(self, evaluations, seconds, budget):
             seen.update(evaluations=evaluations, seconds=seconds, budget=budget)
 
-    report = check(ReferenceLSTM(3, 4, 3), mode="full", progress=Progress(), batched=False)
+    report = check(ReferenceLSTM(3, 4, 3), mode="full", progress=Progress(), batched=False, diagnose=False)
     assert seen["evaluations"] == seen["count"] == 2 * report.settings["coverage"]["entries_total"]
     assert seen["seconds"] > 0 and seen["budget"] == 10.0
 
