@@ -104,7 +104,8 @@ def rademacher(seed: int, row_number: int, n: int) -> np.ndarray:
 
 
 def rows_of(model, ev, method, grads=None):
-    """The check's rows in its order: (row_number, label, kind, name, t, analytic row, directional, entries)."""
+    """The check's rows in its order: (row_number, label, kind, name, t, analytic row, directional,
+    entries)."""
     params = model.parameters()
     pg, sg = grads if grads is not None else model.gradients(params)
     step, dtype = fd.default_step(method, np.float64), np.float64
@@ -367,7 +368,7 @@ def run_config(i: int, method: str, base_seed: int, factors=(1.0, 10.0)) -> dict
 
 
 def full_check_failing(ga, entries, rtol) -> set[int]:
-    """The entries of a row that the full check fails (every entry's own difference, the full check's rule)."""
+    """The entries of a row that the full check fails (each entry's own difference, the full check's rule)."""
     numeric, noise = entries(np.arange(ga.size))
     tol = np.maximum(NOISE_FACTOR * noise, rtol * np.max(np.abs(numeric))) + rtol * np.abs(numeric)
     return {int(j) for j in np.nonzero(np.abs(ga - numeric) > tol)[0]}
@@ -434,19 +435,21 @@ def run_configs(count: int, method: str, base_seed: int, factors=(1.0, 10.0)) ->
         f"{count} configurations, {method} (rtol {rtol:g}), base seed {base_seed}, {dt:.0f} s:",
         "",
         (
-            f"- planted wrong entries: {planted} (in {pairs} configurations an adjacent equal-and-opposite pair); "
+            f"- planted wrong entries: {planted} (in {pairs} configurations an adjacent equal-and-opposite "
+            "pair); "
             f"smallest factor over the row's threshold {min(r['min_factor'] for r in results):.2f}"
         ),
         (
-            f"- **missed planted entries: {sum(r['missed'] for r in results)}**; reported entries not planted: "
+            f"- **missed planted entries: {sum(r['missed'] for r in results)}**; "
+            "reported entries not planted: "
             f"{sum(r['false'] for r in results)} (missed because the screen did not flag the row: "
             f"{sum(r['unflagged'] for r in results)}); rows without a planted entry failing: "
             f"{sum(r['other_failing'] for r in results)}"
         ),
         (
-            f"- rows localised: {sum(r['localised'] for r in results)} (outcomes {_merged(results)}), of which "
-            f"{sum(r['agree'] for r in results)} list exactly the entries the full check fails (every entry's "
-            "own difference, the full check's rule)"
+            f"- rows localised: {sum(r['localised'] for r in results)} (outcomes {_merged(results)}), "
+            f"of which {sum(r['agree'] for r in results)} list exactly the entries the full check fails "
+            "(each entry's own difference, the full check's rule)"
         ),
         f"- localisation evaluations per configuration: median {np.median(evals):.0f}, max {evals.max()}",
         (
@@ -464,7 +467,7 @@ def run_configs(count: int, method: str, base_seed: int, factors=(1.0, 10.0)) ->
 
 
 def synthetic(n: int, errors: dict[int, float], rng_seed: int, guard: int):
-    """The localiser on an exact row of n N(0,1) entries with ``errors`` added (numeric = the true gradient)."""
+    """The localiser on an exact row of n N(0,1) entries with ``errors`` added (numeric = true gradient)."""
     g = np.random.default_rng([rng_seed, 1]).normal(size=n)
     ga = g.copy()
     for j, e in errors.items():
@@ -543,7 +546,8 @@ def main(argv=None) -> int:
     head = [
         (
             f"Command: `python benchmarks/localise.py{' --quick' if args.quick else ''}`; "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, numpy {np.__version__}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, "
+            f"numpy {np.__version__}, "
             f"Python {platform.python_version()}; load average at start {load:.2f}."
         ),
         "",

@@ -114,8 +114,8 @@ def test_a_correct_row_has_no_wrong_entry(x_dim, hidden, steps, seed, variant, n
 
 @pytest.mark.parametrize("method", ["complex", "central"])
 def test_a_correct_row_whose_screen_direction_failed_reports_nothing(method):
-    """A screen flake: the row is right, but the screen's worst direction says otherwise. Bisection follows it to
-    the leaves, the entries pass their own check, fresh directions pass: no entry, outcome passed."""
+    """A screen flake: the row is right, but the screen's worst direction says otherwise. Bisection follows it
+    to the leaves, the entries pass their own check, fresh directions pass: no entry, outcome passed."""
     m = ReferenceLSTM(6, 10, 3, seed=4)
     g, d, e = row(m, evaluator(m, method), "param", "wo", method=method)
     V = np.random.default_rng(0).integers(0, 2, size=(16, g.size)) * 2.0 - 1.0
@@ -170,9 +170,9 @@ def test_five_wrong_entries_with_a_cancelling_pair_are_all_found(method):
 
 
 def test_a_pair_hidden_by_the_root_direction_is_found_by_verification_and_by_the_guard():
-    """Root direction with equal signs on an equal-and-opposite pair: the pair contributes nothing along it, so
-    the first round finds only the lone entry. Without the guard the verification's fresh directions catch the
-    pair in a later round; with it, a fresh re-test of the pair's subset can catch it in the first round."""
+    """Root direction with equal signs on an equal-and-opposite pair: the pair contributes nothing along it,
+    so the first round finds only the lone entry. Without the guard the verification's fresh directions catch
+    the pair in a later round; with it, a fresh re-test of the pair's subset can catch it in the first round."""
     n = 4096
     g = np.random.default_rng(3).normal(size=n)
     ga = g.copy()
@@ -206,8 +206,8 @@ def test_a_near_threshold_row_yields_the_entry_the_full_check_fails():
 
 
 def test_one_wrong_entry_costs_a_derivative_per_level():
-    """One wrong entry of 2^14: 16 root directions, one measured subset per level (the other half is inferred),
-    its leaf's 4 entries and 16 verification directions."""
+    """One wrong entry of 2^14: 16 root directions, one measured subset per level (the other half is
+    inferred), its leaf's 4 entries and 16 verification directions."""
     n = 2**14
     g = np.random.default_rng(5).normal(size=n)
     for j in (0, 5000, n - 1):
@@ -313,8 +313,8 @@ def test_a_small_row_with_most_entries_wrong_is_dense_and_lists_them():
 
 
 def test_the_dropped_carry_fails_the_rows_the_full_check_fails():
-    """The write-up's wrong "fix" at T = 4: every parameter block is dense; the state rows the full check fails
-    are exactly the ones localisation does not pass, so the first bad step is the same (s at t = 2)."""
+    """The write-up's wrong "fix" at T = 4: every parameter block is dense; the state rows the full check
+    fails are exactly the ones localisation does not pass, so the first bad step is the same (s at t = 2)."""
     from gradcheck import check
 
     m = ReferenceLSTM(6, 20, 4, seed=8, backward=backward_without_ds_next)

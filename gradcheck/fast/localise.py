@@ -4,14 +4,15 @@ A row (a parameter block, or a state at one step) whose screen failed is localis
 differences on subsets of its entries, instead of a full entry-by-entry check:
 
 1. **Root.** Whole-row directions v (the screen's own, when the caller passes them, else ``verify`` fresh
-   Rademacher ones): the residual ``r = v^T g_analytic - (numeric directional derivative)`` of the worst one is
-   the root of a binary tree over the row's flat entries (contiguous halves).
-2. **Bisection with inherited signs.** A followed subset S with direction v_S is split in halves; the left half
-   is measured with v_S restricted to it, the right half is inferred: ``numeric(R) = numeric(S) - numeric(L)``
-   (linearity; round-off estimates add). So r_L + r_R = r_S: a followed subset always passes at least half of
-   its residual to a child, and the signal of a failing direction is never lost on the way down. All tests of
-   one level go to ``directional`` in ONE call (one model call for a batched model, one chunk set for workers).
-   A subset is *followed* when its error/tolerance exceeds ``NEAR`` (0.1, as the screen's escalation).
+   Rademacher ones): the residual ``r = v^T g_analytic - (numeric directional derivative)`` of the worst one
+   is the root of a binary tree over the row's flat entries (contiguous halves).
+2. **Bisection with inherited signs.** A followed subset S with direction v_S is split in halves; the left
+   half is measured with v_S restricted to it, the right half is inferred: ``numeric(R) = numeric(S) -
+   numeric(L)`` (linearity; round-off estimates add). So r_L + r_R = r_S: a followed subset always passes at
+   least half of its residual to a child, and the signal of a failing direction is never lost on the way down.
+   All tests of one level go to ``directional`` in ONE call (one model call for a batched model, one chunk set
+   for workers). A subset is *followed* when its error/tolerance exceeds ``NEAR`` (0.1, as the screen's
+   escalation).
 3. **Leaves.** A followed subset of at most ``LEAF`` entries is checked entry by entry (``entries``: one
    finite difference per entry), with the full check's tolerance rule; only entries that fail it are reported.
 4. **Verification, the guard against cancellation.** Errors inside a subset can cancel under its signs (equal
@@ -20,33 +21,35 @@ differences on subsets of its entries, instead of a full entry-by-entry check:
    ``verify`` fresh whole-row directions; if it still fails, the worst of them is the root of another round
    (at most ``MAX_ROUNDS``). A remaining exact pair passes all 16 fresh directions with probability 2^-16. A
    row whose corrected gradient passes is *verified*. A round under the screen's direction that finds nothing
-   (a screen flake, or a discrepancy within the entries' own tolerance) is followed by one on fresh directions.
-   Optionally (``guard`` > 0) a child that is not followed while its parent was is re-tested at once with
-   ``guard`` fresh sign draws, in the next level's call, and bisected along a draw that is followed. Measured
-   (``benchmarks/localise.py``, docs/localise.md): the re-tests halve the rounds that miss something but cost
-   20-50% more derivatives in total for the same final answer, hence ``GUARD = 0``.
-5. **Dense errors.** When at some depth d at least ``DENSE_FAILING`` subsets and at least ``DENSE_FRACTION`` of
-   the 2^d parts are followed, bisection stops: the row's error is spread over the block (a scaled block, a
-   dropped recurrent term). So is a failure that two rounds in a row cannot pin on any entry, and a row with at
-   least half of its entries confirmed wrong. The result estimates ``||e|| / ||g||`` from the first round's
+   (a screen flake, or a discrepancy within the entries' own tolerance) is followed by one on fresh
+   directions. Optionally (``guard`` > 0) a child that is not followed while its parent was is re-tested at
+   once with ``guard`` fresh sign draws, in the next level's call, and bisected along a draw that is followed.
+   Measured (``benchmarks/localise.py``, docs/localise.md): the re-tests halve the rounds that miss something
+   but cost 20-50% more derivatives in total for the same final answer, hence ``GUARD = 0``.
+5. **Dense errors.** When at some depth d at least ``DENSE_FAILING`` subsets and at least ``DENSE_FRACTION``
+   of the 2^d parts are followed, bisection stops: the row's error is spread over the block (a scaled block, a
+   dropped recurrent term). So is a failure that two rounds in a row cannot pin on any entry, and a row with
+   at least half of its entries confirmed wrong. The result estimates ``||e|| / ||g||`` from the first round's
    whole-row directions (``E[(v^T e)^2] = ||e||^2`` for Rademacher v), and says whether it looks like a scale
-   (``v^T g_analytic = c * v^T g_numeric`` to within ``NEAR`` times the tolerance in every direction) or a sign
-   flip (c = -1).
+   (``v^T g_analytic = c * v^T g_numeric`` to within ``NEAR`` times the tolerance in every direction) or a
+   sign flip (c = -1). A spread error is a failure only when the whole-row directions fail by the screen's
+   rule (floor ``rtol * max_k |v_k^T g|``): like the full check, it passes a block scaled by less than ~2
+   rtol.
 
-Tolerances (:mod:`gradcheck.tolerance`'s rule, with the row's scale taken per test): a subset test on S fails when
-``|a - n| > max(atol, NOISE_FACTOR * noise, rtol * max(||g_S||_2, G)) + rtol * |n|``, with ``g`` the (corrected)
-analytic gradient and ``G = max_j |g_j|`` the full check's floor. ``||g_S||_2`` is the typical size of
-``v_S^T g`` (its root mean square over sign draws); at the leaves the floor is the full check's own. An entry is
-confirmed wrong when it fails the full check's rule, with the row's largest |numeric| taken as
-``max(|numeric_j| over the entries evaluated, |analytic_j| over the others)`` (what the full check would see if
-the entries found are the only wrong ones). Measured margins and miss rates: ``python benchmarks/localise.py``,
-``docs/localise.md``.
+Tolerances (:mod:`gradcheck.tolerance`'s rule, with the row's scale taken per test): a subset test on S fails
+when ``|a - n| > max(atol, NOISE_FACTOR * noise, rtol * max(||g_S||_2, G)) + rtol * |n|``, with ``g`` the
+(corrected) analytic gradient and ``G = max_j |g_j|`` the full check's floor. ``||g_S||_2`` is the typical
+size of ``v_S^T g`` (its root mean square over sign draws); at the leaves the floor is the full check's own.
+An entry is confirmed wrong when it fails the full check's rule, with the row's largest |numeric| taken as
+``max(|numeric_j| over the entries evaluated, |analytic_j| over the others)`` (what the full check would see
+if the entries found are the only wrong ones). Measured margins and miss rates: ``python
+benchmarks/localise.py``, ``docs/localise.md``.
 
 Rows of at most ``DIRECT`` entries are checked entry by entry at once (cheaper than any bisection).
 
-Determinism: every sign is drawn from ``rng`` (seed it with :func:`rng_for`) in a fixed order; the result depends
-only on the seed and on the numbers the two callables return (the evaluators return the same numbers serially,
-on threads, worker processes or dask).
+Determinism: every sign is drawn from ``rng`` (seed it with :func:`rng_for`) in a fixed order; the result
+depends only on the seed and on the numbers the two callables return (the evaluators return the same numbers
+serially, on threads, worker processes or dask).
 """
 
 from __future__ import annotations
@@ -220,10 +223,10 @@ def localise(
     """Find the wrong entries of one row (see the module docstring for the algorithm).
 
     ``analytic``: the row's analytic gradient, any shape (indices are reported in it), real.
-    ``directional(V) -> (numeric, noise)``: ``V`` ``(m, size)`` float64 directions over the row's flat entries
-    (zero outside a subset); returns the m numerical directional derivatives and their round-off estimates, each
-    ``(m,)``. ``entries(flat_idx) -> (numeric, noise)``: the finite differences of single entries, each shaped
-    like ``flat_idx``. ``rtol``, ``atol``: the check's (:mod:`gradcheck.tolerance`).
+    ``directional(V) -> (numeric, noise)``: ``V`` ``(m, size)`` float64 directions over the row's flat
+    entries (zero outside a subset); returns the m numerical directional derivatives and their round-off
+    estimates, each ``(m,)``. ``entries(flat_idx) -> (numeric, noise)``: the finite differences of single
+    entries, each shaped like ``flat_idx``. ``rtol``, ``atol``: the check's (:mod:`gradcheck.tolerance`).
     ``rng``: the row's generator (:func:`rng_for`). ``cost``: loss evaluations per derivative (1 for complex
     step, 2 central, 4 richardson); ``budget``: at most this many evaluations (None: no limit; the result is
     ``"incomplete"`` when it runs out). ``screen``: optional ``(V (m, size), numeric (m,), noise (m,))``, the
@@ -458,8 +461,8 @@ class _Run:
 
     def confirm(self) -> int:
         """Re-derive the confirmed entries from everything evaluated, and replace every evaluated entry of
-        ``g`` by its numerical value (a discrepancy within an entry's own tolerance is then no longer followed).
-        Returns how many confirmed entries are new."""
+        ``g`` by its numerical value (a discrepancy within an entry's own tolerance is then no longer
+        followed). Returns how many confirmed entries are new."""
         ratios = self.entry_ratios()
         confirmed = sorted(j for j, r in ratios.items() if r > 1.0)
         new = len(set(confirmed) - set(self.confirmed))
