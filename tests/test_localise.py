@@ -172,7 +172,8 @@ def test_five_wrong_entries_with_a_cancelling_pair_are_all_found(method):
 def test_a_pair_hidden_by_the_root_direction_is_found_by_verification_and_by_the_guard():
     """Root direction with equal signs on an equal-and-opposite pair: the pair contributes nothing along it,
     so the first round finds only the lone entry. Without the guard the verification's fresh directions catch
-    the pair in a later round; with it, a fresh re-test of the pair's subset can catch it in the first round."""
+    the pair in a later round; with it, a fresh re-test of the pair's subset can catch it in the first
+    round."""
     n = 4096
     g = np.random.default_rng(3).normal(size=n)
     ga = g.copy()
