@@ -339,23 +339,45 @@ def test_the_dropped_carry_fails_the_rows_the_full_check_fails():
 # ---- determinism, evaluators, counts
 
 
-def test_same_seed_same_result_whatever_the_evaluator():
+def _localised_with(model, **kw):
+    """Two planted entries of wi localised through a ChunkedEvaluator built with ``kw`` (the SerialEvaluator
+    when ``kw`` is empty)."""
+    ev = evaluator(model, **kw)
+    g, d, e = row(model, ev, "param", "wi")
+    ga = g.copy()
+    ga[[1, 4], [2, 9]] += 1e-3 * np.max(np.abs(g))
+    res = run(ga, d, e, seed=11)
+    if hasattr(ev, "close"):
+        ev.close()
+    return res
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_same_seed_same_result_whatever_the_evaluator(batched):
     m = ReferenceLSTM(6, 10, 3, seed=3)
-    seen = {}
     with cf.ProcessPoolExecutor(2) as pool:
-        for label, kw in [
-            ("inline", {"batched": False, "threads": 1}),
-            ("threads", {"batched": False, "threads": 2}),
-            ("processes", {"batched": False, "executor": pool}),
-        ]:
-            ev = evaluator(m, **kw)
-            g, d, e = row(m, ev, "param", "wi")
-            ga = g.copy()
-            ga[[1, 4], [2, 9]] += 1e-3 * np.max(np.abs(g))
-            seen[label] = run(ga, d, e, seed=11)
-            ev.close()
-    assert seen["inline"] == seen["threads"] == seen["processes"]
-    assert {w.index for w in seen["inline"].wrong_entries} == {(1, 2), (4, 9)}
+        seen = [
+            _localised_with(m, batched=batched, threads=1),
+            _localised_with(m, batched=batched, threads=2),
+            _localised_with(m, batched=batched, executor=pool),
+        ]
+    if not batched:
+        seen.append(_localised_with(m))  # one loss() per evaluation, in this thread
+    assert all(r == seen[0] for r in seen)  # equal dataclasses: every number bit-identical
+    assert {w.index for w in seen[0].wrong_entries} == {(1, 2), (4, 9)}
+
+
+def test_a_dask_cluster_gives_the_same_result():
+    distributed = pytest.importorskip("distributed")
+    m = ReferenceLSTM(6, 10, 3, seed=3)
+    inline = _localised_with(m, batched=True, threads=1)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert _localised_with(m, batched=True, executor=client.get_executor()) == inline
 
 
 def test_the_directions_drawn_depend_on_the_seed_only():
