@@ -492,7 +492,7 @@ def adversarial(kind: str, rng, n: int) -> dict[int, float]:
         if abs(j - k) < 2:
             k = (j + 2) % (n - 1)
         return {j: e, j + 1: -e, k: e, k + 1: -e}
-    idx = rng.choice(n, 5, replace=False)
+    idx = rng.choice(n, 10 if kind.startswith("ten") else 5, replace=False)
     return {int(j): e * float(rng.choice([-1, 1])) for j in idx}
 
 
@@ -504,7 +504,7 @@ def run_misses(trials: int) -> list[str]:
         ),
         "|---|---|---|---|---|---|---|",
     ]
-    for kind in ("pair", "two pairs", "five, equal size, random signs"):
+    for kind in ("pair", "two pairs", "five, equal size, random signs", "ten, equal size, random signs"):
         for guard in (0, 1, 2):
             first = final = 0
             cost, calls = [], []
@@ -556,6 +556,11 @@ def main(argv=None) -> int:
         sections = [
             ("Counts at (50, 100, 4), reference without the batched capability", run_counts(args.seed)),
             ("Random configurations, complex step", run_configs(args.configs, "complex", args.seed)),
+            (
+                "Random configurations, complex step, planted at 1-2x the threshold (where the full check's own "
+                "rule passes some of them)",
+                run_configs(args.configs // 2, "complex", args.seed + 2, factors=(0.0, 1.0)),
+            ),
             (
                 "Random configurations, central differences",
                 run_configs(args.central, "central", args.seed + 1),
