@@ -25,7 +25,7 @@ differences on subsets of its entries, instead of a full entry-by-entry check:
    directions. Optionally (``guard`` > 0) a child that is not followed while its parent was is re-tested at
    once with ``guard`` fresh sign draws, in the next level's call, and bisected along a draw that is followed.
    Measured (``benchmarks/localise.py``, docs/localise.md): the re-tests halve the rounds that miss something
-   but cost 20-50% more derivatives in total for the same final answer, hence ``GUARD = 0``.
+   but cost 23-42% more derivatives (median) for the same final answer, hence ``GUARD = 0``.
 5. **Dense errors.** When at some depth d at least ``DENSE_FAILING`` subsets and at least ``DENSE_FRACTION``
    of the 2^d parts are followed, bisection stops: the row's error is spread over the block (a scaled block, a
    dropped recurrent term). So is a failure that two rounds in a row cannot pin on any entry, and a row with
