@@ -301,7 +301,7 @@ def test_a_dense_error_that_is_not_a_scale_has_no_scale():
         g + 1e-6 * np.random.default_rng(3).normal(size=n), d, e, rtol=1e-9, rng=lz.rng_for(0, 1)
     )
     assert res.outcome == "dense" and res.dense.scale is None and not res.dense.sign_flip
-    # 16 directions: the estimate is within 0.56x..1.8x of ||e||/||g|| in 98% of draws (docs/localise.md)
+    # 16 directions: the estimate is within 0.55x..1.78x of ||e||/||g|| in 98% of rows (docs/localise.md)
     assert 0.5e-6 < res.dense.rel_size < 2e-6
 
 
