@@ -35,7 +35,6 @@ import os
 import platform
 import sys
 import time
-from functools import partial
 
 import numpy as np
 
@@ -47,16 +46,16 @@ from gradcheck.fast import localise as lz
 from gradcheck.tolerance import NOISE_FACTOR, compare, default_rtol
 
 try:  # the mutant catalog moves to gradcheck.lstm in the reorganised layout
-    from gradcheck.lstm.mutants import _mutated_backward
+    from gradcheck.lstm.mutants import BY_NAME
 except ImportError:
-    from gradcheck.mutants import _mutated_backward
+    from gradcheck.mutants import BY_NAME
 try:
     from gradcheck.fast.chunked import ChunkedEvaluator
 except ImportError:
     from gradcheck.batched import ChunkedEvaluator
 
 SCREEN_STREAM, K = 7, 16
-drop_carry = partial(_mutated_backward, bug="drop_ds_next")
+drop_carry = BY_NAME["drop_ds_next"].backward
 
 
 class CountingLSTM:

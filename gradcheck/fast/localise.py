@@ -289,21 +289,22 @@ def _count(name: str, value, *, zero: bool = False) -> int:
     return int(value)
 
 
-def _pair(result, m: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(numeric, noise)`` returned by a callable for m derivatives, as two float arrays ``(m,)``."""
+def _pair(result, m: int, what: str, verb: str = "returned") -> tuple[np.ndarray, np.ndarray]:
+    """``(numeric, noise)`` from a callable (or the ``screen`` argument) for m derivatives, as two float
+    arrays ``(m,)``."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise ProtocolError(f"{what} must return a pair (numeric, noise), got {type(result).__name__}")
     numeric, noise = (np.asarray(x) for x in result)
     if numeric.dtype.kind not in "biufc" or noise.dtype.kind not in "biufc":
-        raise ProtocolError(f"{what} returned non-numeric values (dtypes {numeric.dtype}, {noise.dtype})")
+        raise ProtocolError(f"{what} {verb} non-numeric values (dtypes {numeric.dtype}, {noise.dtype})")
     if numeric.size != m:
         raise ProtocolError(
-            f"{what} returned {numeric.size} numerical derivatives (shape {numeric.shape}) "
-            f"for {m} requested; expected shape ({m},)"
+            f"{what} {verb} {numeric.size} numerical derivatives (shape {numeric.shape}) for {m} "
+            f"{'entries' if what.startswith('entries') else 'directions'}; expected shape ({m},)"
         )
     if noise.size not in (1, m):
         raise ProtocolError(
-            f"{what} returned {noise.size} round-off estimates (shape {noise.shape}) for {m} "
+            f"{what} {verb} {noise.size} round-off estimates (shape {noise.shape}) for {m} "
             f"derivatives; expected shape ({m},) or a scalar"
         )
     numeric = numeric.real.astype(np.float64).reshape(m)
@@ -381,7 +382,7 @@ class _Run:
                 f"screen: directions must be a real array (m, {self.n}) over the row's "
                 f"{self.n} entries, got shape {V.shape} dtype {V.dtype}"
             )
-        numeric, noise = _pair(tuple(screen[1:]), V.shape[0], "screen")
+        numeric, noise = _pair(tuple(screen[1:]), V.shape[0], "screen:", verb="has")
         self.screen = (V.astype(np.float64), numeric, noise)
 
     # -- evaluation
@@ -417,7 +418,9 @@ class _Run:
         self._spend(len(new))
         flat = np.array(new, dtype=np.intp)
         flat.flags.writeable = False
-        numeric, noise = _pair(self.entries(flat), len(new), f"entries(flat_idx) for {len(new)} entries")
+        numeric, noise = _pair(
+            self.entries(flat), len(new), f"entries(flat_idx) with flat_idx of shape ({len(new)},)"
+        )
         self.known.update({j: (float(a), float(b)) for j, a, b in zip(new, numeric, noise)})
 
     # -- tolerances
