@@ -261,10 +261,11 @@ def test_many_entries_in_one_region_are_entries_not_dense():
     assert res.outcome == "entries" and flat_found(res, (n,)) == set(idx.tolist())
 
 
-def test_a_scaled_block_is_dense_with_its_scale():
+@pytest.mark.parametrize("method", ["complex", "central", "richardson"])
+def test_a_scaled_block_is_dense_with_its_scale(method):
     m = ReferenceLSTM(8, 12, 3, seed=1)
-    g, d, e = row(m, evaluator(m), "param", "wg")
-    res = run(g * (1 + 1e-5), d, e)
+    g, d, e = row(m, evaluator(m, method), "param", "wg", method=method)
+    res = run(g * (1 + 1e-5), d, e, method=method)
     assert res.outcome == "dense" and res.count == 0
     assert res.dense.scale == pytest.approx(1 + 1e-5, abs=1e-10) and not res.dense.sign_flip
     assert res.dense.rel_size == pytest.approx(1e-5, rel=0.5)
@@ -284,10 +285,11 @@ def test_a_scale_the_full_check_passes_is_not_reported():
     assert lz.localise(g * (1 + 3e-9), d, e, rtol=1e-9, rng=lz.rng_for(0, 1)).outcome == "dense"
 
 
-def test_a_sign_flipped_block_is_reported_as_such():
+@pytest.mark.parametrize("method", ["complex", "central"])
+def test_a_sign_flipped_block_is_reported_as_such(method):
     m = ReferenceLSTM(8, 12, 3, seed=1)
-    g, d, e = row(m, evaluator(m), "param", "wo")
-    res = run(-g, d, e)
+    g, d, e = row(m, evaluator(m, method), "param", "wo", method=method)
+    res = run(-g, d, e, method=method)
     assert res.outcome == "dense" and res.dense.sign_flip
     assert res.dense.scale == pytest.approx(-1.0, abs=1e-9)
     assert "wo looks sign-flipped" in res.describe("wo")

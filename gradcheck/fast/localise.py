@@ -349,7 +349,7 @@ class _Run:
     ):
         self.shape = analytic.shape
         self.g0 = np.ascontiguousarray(analytic.real, dtype=np.float64).reshape(-1)
-        self.g = self.g0.copy()  # the analytic gradient, confirmed entries replaced
+        self.g = self.g0.copy()  # the analytic gradient, every evaluated entry replaced by its numeric
         self.n = self.g0.size
         self.directional, self.entries = directional, entries
         self.rtol, self.atol, self.rng, self.cost, self.budget = rtol, atol, rng, cost, budget
@@ -358,6 +358,7 @@ class _Run:
         self.confirmed: list[int] = []
         self.derivatives = self.calls = self.rounds = 0
         self.first = None  # the first round's whole-row directions (V, numeric, noise)
+        self.deepest = (0.0, 0)  # (fraction followed, depth) at the deepest level of the last bisection
         self.dense: Dense | None = None
 
     def check_inputs(self, screen) -> None:
@@ -523,9 +524,8 @@ class _Run:
             )
             leaves, stop = self.bisect(root)
             if stop is not None:
-                if (
-                    not fails
-                ):  # spread, but within the row's tolerance (as the screen and the full check judge)
+                # spread, but within the row's tolerance (as the screen and the full check judge it): passes
+                if not fails:
                     return self.result("entries" if self.confirmed else "passed", verified=True)
                 self.dense = self.first_spread(*stop)
                 return self.result("dense", verified=False)
