@@ -70,10 +70,11 @@ def check(
     plan, cost = planned_mode(model, spec, grads, todo, plan, speed, progress)
     clock.lap("analytic")
     with open_evaluator(model, spec, grads.state_shapes, plan, speed, progress) as (ev, evaluation):
-        screened = screen.screen_rows(ev, todo, spec.params, grads, plan) if plan.mode == "screen" else {}
-        kept = {key: row for key, row in screened.items() if not screen.needs_full(row)}
-        rng = np.random.default_rng([plan.seed, SAMPLE_STREAM]) if plan.sample is not None else None
-        rows = [kept.get(t.key) or full_row(ev, t, spec.params, grads, plan, rng) for t in todo]
+        screened, roots = (
+            screen.screen_rows(ev, todo, spec.params, grads, plan) if plan.mode == "screen" else ({}, {})
+        )
+        rows = screened_or_full(ev, todo, screened, roots, spec.params, grads, plan)
+        kept = {t.key for t, row in zip(todo, rows) if row.top == () and t.key in screened}
         ignored_taps(rows, grads)
         clock.lap("numeric")
         if plan.diagnose:
@@ -86,7 +87,7 @@ def check(
         "cost": None if cost is None else cost.settings(),
     }
     if plan.mode == "screen":
-        settings["screen"] = screen.settings(plan, screened, kept)
+        settings["screen"] = screen.settings(plan, screened, roots, rows)
     return Report(
         rows=rows,
         seed=plan.seed,
@@ -113,6 +114,22 @@ def planned_mode(model, spec, grads: Analytic, todo: list[Target], plan: Plan, s
         full = plan.mode == "full"
         start(cost.evaluations if full else None, cost.seconds if full else None, plan.budget)
     return plan, cost
+
+
+def screened_or_full(
+    ev, todo: list[Target], screened: dict, roots: dict, params, grads: Analytic, plan: Plan
+):
+    """Every row: the screen's when it passed clearly; localised (:func:`gradcheck.fast.screen.localised_row`)
+    when it failed or came near the threshold; entry by entry (``full_row``) when not screened, or when the
+    localisation could not finish."""
+    rng = np.random.default_rng([plan.seed, SAMPLE_STREAM]) if plan.sample is not None else None
+    rows = []
+    for t in todo:
+        row = screened.get(t.key)
+        if row is not None and screen.needs_full(row):
+            row = screen.localised_row(ev, t, row, roots[t.key], params, grads, plan)
+        rows.append(row if row is not None else full_row(ev, t, params, grads, plan, rng))
+    return rows
 
 
 def full_row(ev, target: Target, params: dict, grads: Analytic, plan: Plan, rng=None) -> Row:
@@ -248,6 +265,7 @@ def _coverage(rows: list[Row], todo: list[Target], screened_keys, plan: Plan) ->
         "entries_total": int(total),
         "fraction": float(entries / total) if total else 1.0,
         "rows_screened_only": screened,
+        "rows_localised": [r.label for r in rows if "localisation" in (r.diagnosis or {})],
     }
     if plan.sample is not None:
         out |= {

@@ -28,7 +28,8 @@ class Row:
     ``ratio``: error / tolerance at the worst entry (> 1 fails). ``note``: why a row failed without a finite
     comparison (a non-finite value). ``diagnosis``: for failing rows, the step-size re-check
     (:mod:`gradcheck.diagnose`). ``zero``: both sides exactly zero (zero by construction: passes, nothing to
-    resolve). ``wrong_entries``: entries found wrong one by one (the screen's localisation), worst first.
+    resolve). ``wrong_entries``: entries found wrong one by one by the screen's localisation, worst first, each
+    ``{"index", "analytic", "numeric", "abs_err"}`` (at most 20; ``wrong_entries_more`` counts the rest).
     ``top``: flat indices (into the parameter, or the ``(T, *state_shape)`` tap) of the worst entries, for the
     re-check; not part of the JSON.
     """
@@ -51,6 +52,7 @@ class Row:
     part: str | None = None
     zero: bool = False
     wrong_entries: list[dict] | None = None
+    wrong_entries_more: int = 0
     top: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -84,6 +86,7 @@ class Row:
             "diagnosis": self.diagnosis,
             "resolution": _num(self.resolution),
             "wrong_entries": self.wrong_entries,
+            "wrong_entries_more": self.wrong_entries_more,
         }
 
 
@@ -196,6 +199,9 @@ class Report:
                 if k
                 else f", {len(screened)} {_rows(len(screened))} screened only"
             )
+        localised = cov.get("rows_localised") or []
+        if localised:
+            words += f" ({len(localised)} of them then localised entry by entry by group testing)"
         return [words]
 
     def to_dict(self) -> dict:
@@ -262,6 +268,7 @@ def report_from_dict(d) -> Report:
                 part=r.get("part"),
                 zero=bool(r.get("zero", False)),
                 wrong_entries=r.get("wrong_entries"),
+                wrong_entries_more=int(r.get("wrong_entries_more", 0)),
             )
         )
     return Report(

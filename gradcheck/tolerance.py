@@ -59,6 +59,9 @@ class Comparison:
     top: np.ndarray  # flat indices of the entries furthest over tolerance, worst first (at most TOP)
     resolution: float  # the coarsest floor / the row's scale: relative errors below this may pass unseen
     zero: bool = False  # both sides exactly zero at every entry (zero by construction)
+    # min over entries of (tolerance + |a - n|): for a row of directional derivatives v_k^T g (the screen), a
+    # single wrong entry e shifts every one by +-e, so |e| above this is sure to fail the row
+    threshold: float = 0.0
 
 
 def compare(
@@ -103,6 +106,7 @@ def compare_many(
     rows = np.arange(a.shape[0])
     passed = np.all(ratio <= 1.0, axis=1)
     zero = np.all((a == 0) & (n == 0), axis=1)
+    threshold = np.min(np.where(finite, tol + err, np.inf), axis=1)
     r_worst, t_worst = ratio[rows, worst], tol[rows, worst]
     max_err, max_rel = err.max(axis=1), rel.max(axis=1)
     return [
@@ -117,6 +121,7 @@ def compare_many(
             top=top[i],
             resolution=0.0 if zero[i] else _resolution(floor[i], float(scale[i])),
             zero=bool(zero[i]),
+            threshold=float(threshold[i]),
         )
         for i in rows
     ]

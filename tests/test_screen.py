@@ -41,19 +41,27 @@ def test_screen_of_a_serial_model_matches_the_batched_screen():
     assert np.max(np.abs(a - b)) <= 64 * np.finfo(float).eps * np.max(np.abs(b))
 
 
-def test_screen_escalates_a_scaled_block_and_names_it():
+def test_screen_localises_a_scaled_block_as_spread_and_names_the_scale():
     m = Planted(5, 7, 4, seed=2, plant=block_bug("wf", 1 + 1e-5))
     r = check(m, mode="screen")
-    assert r.settings["screen"]["escalated_to_full"] == ["wf"]
+    assert r.settings["screen"]["escalated_to_full"] == [] and list(r.settings["screen"]["localised"]) == [
+        "wf"
+    ]
     assert [x.label for x in r.failing] == ["wf"]
-    assert r.failing[0].checked == m.parameters()["wf"].size  # re-checked entry by entry
+    d = r.failing[0].diagnosis
+    assert d["verdict"] == "wrong gradient" and "wf looks scaled by 1.00001" in d["reason"]
+    assert abs(d["dense"]["scale"] - (1 + 1e-5)) < 1e-9
 
 
 def test_screen_localises_a_single_wrong_entry_above_its_threshold():
     m = Planted(5, 7, 4, seed=2, plant=entry_bug("wi", (3, 9), 1e-2))
     r = check(m, mode="screen")
     assert [x.label for x in r.failing] == ["wi"]
-    assert r.failing[0].worst_index == [3, 9]
+    (row,) = r.failing
+    assert row.worst_index == [3, 9] and [e["index"] for e in row.wrong_entries] == [[3, 9]]
+    g = m.gradients(m.parameters())[0]["wi"]
+    assert row.wrong_entries[0]["analytic"] == g[3, 9]  # the model's own (planted) value, named
+    assert r.settings["evaluation"]["model_calls"] < 200  # the screen plus a bisection, not a full check
 
 
 def test_screen_finds_the_dropped_recurrent_term_like_the_full_check():

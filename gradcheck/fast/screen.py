@@ -22,11 +22,12 @@ is re-checked entry by entry by the full check, automatically.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import finite_diff as fd
+from ..protocol import dense_directions
 from ..report import Row
 from ..tolerance import compare_many
 from .blas_threads import single_threaded_blas
@@ -96,8 +97,9 @@ class Job:
     """One request of the screen to the model, and the rows it serves.
 
     ``directions`` ``(n, *shape)`` or rank-1 factors ``(A, B)`` (read-only); ``deltas`` ``(S, n)``: the
-    stencil's S steps along each direction; ``rows``: ``(key, analytic, columns)`` per row (the target's key):
-    the row's K analytic ``v^T g`` and which of the n directions are its own.
+    stencil's S steps along each direction; ``rows``: ``(key, analytic, columns, row_directions)`` per row (the
+    target's key): the row's K analytic ``v^T g``, which of the n directions are its own, and a function giving
+    those K directions over the row's own entries ``(K, row size)`` (the localiser's root).
     """
 
     kind: str
@@ -134,8 +136,17 @@ def param_job(target, x: np.ndarray, g: np.ndarray, *, seed: int, K: int, method
         analytic = flat @ g.reshape(-1)
         V.flags.writeable = False
     delta = _delta(method, step, max(1.0, float(np.max(np.abs(x.reshape(-1)[target.flat_idx])))), target.size)
+
+    def row_directions(V=V) -> np.ndarray:
+        return dense_directions(V).reshape(K, -1)[:, target.flat_idx]
+
     return Job(
-        "param", target.name, V, _stencil(method, delta, K), [(target.key, analytic, slice(0, K))], delta
+        "param",
+        target.name,
+        V,
+        _stencil(method, delta, K),
+        [(target.key, analytic, slice(0, K), row_directions)],
+        delta,
     )
 
 
@@ -150,9 +161,8 @@ def state_job(targets, g: np.ndarray, *, seed: int, K: int, method: str, step: f
     for j, target in enumerate(targets):
         t = target.t
         signs = directions_for(seed, target.number, K, g.shape[1:], out=V[j * K : (j + 1) * K, t])
-        rows.append(
-            (target.key, signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real, slice(j * K, (j + 1) * K))
-        )
+        analytic = signs.reshape(K, -1) @ np.asarray(g[t]).reshape(-1).real
+        rows.append((target.key, analytic, slice(j * K, (j + 1) * K), lambda s=signs: s.reshape(K, -1)))
     V.flags.writeable = False
     return Job("state", first.name, V, _stencil(method, delta, len(targets) * K), rows, delta)
 
@@ -167,10 +177,10 @@ STATE_SCREEN_BYTES = 32 * 2**20  # a state's directions for all its steps in one
 SCREEN_CALL_BYTES = 64 * 2**20  # directions per evaluator call of the screen (requests are grouped up to it)
 
 
-def screen_rows(ev, targets, params: dict, analytic, plan) -> dict:
-    """The screen's row of every target, keyed by ``target.key``. The requests go to the evaluator in groups of
-    at most ``SCREEN_CALL_BYTES`` of directions, ONE evaluator call per group (the whole screen at the
-    write-up's size)."""
+def screen_rows(ev, targets, params: dict, analytic, plan) -> tuple[dict, dict]:
+    """The screen's row of every target and its localiser root (see :func:`run`), each keyed by ``target.key``.
+    The requests go to the evaluator in groups of at most ``SCREEN_CALL_BYTES`` of directions, ONE evaluator
+    call per group (the whole screen at the write-up's size)."""
     opts = {"seed": plan.seed, "K": plan.directions, "method": plan.method, "step": plan.step}
     builders = []
     by_state: dict[str, list] = {}
@@ -187,45 +197,56 @@ def screen_rows(ev, targets, params: dict, analytic, plan) -> dict:
         )
         builders += [lambda group=group, g=g: state_job(group, g, **opts) for group in groups]
     out: dict = {}
+    roots: dict = {}
     group: list[Job] = []
+
+    def flush():
+        rows, row_roots = run(ev, group, plan=plan)
+        out.update(rows)
+        roots.update(row_roots)
+
     with single_threaded_blas():  # once for all rows (switching OpenBLAS's threads costs)
         size = 0
         for build in builders:
             job = build()
             if group and size + job.nbytes > SCREEN_CALL_BYTES:
-                out.update(run(ev, group, plan=plan))
+                flush()
                 group, size = [], 0
             group.append(job)
             size += job.nbytes
         if group:
-            out.update(run(ev, group, plan=plan))
-    return out
+            flush()
+    return out, roots
 
 
-def run(ev, jobs: list[Job], *, plan) -> dict:
+def run(ev, jobs: list[Job], *, plan) -> tuple[dict, dict]:
     """Evaluate ``jobs`` in ONE evaluator call when it offers ``direction_losses_many`` (else one call per job)
-    and compare every row at once; returns the rows by key."""
+    and compare every row at once; returns the rows by key, and each row's root for the localiser
+    ``(row directions function, numeric (K,), noise (K,))`` by key."""
     requests = [(j.kind, j.name, j.directions, j.deltas) for j in jobs]
     many = getattr(ev, "direction_losses_many", None)
     if many is not None:
         losses = many(requests)
     else:
         losses = [request_by_calls(ev.direction_losses, *r) for r in requests]
-    analytic, numeric, noise, keys = [], [], [], []
+    analytic, numeric, noise, keys, roots = [], [], [], [], {}
     for job, L in zip(jobs, losses):
         L = np.asarray(L).reshape(job.deltas.shape)
         h = np.full(L.shape[1], job.delta)
         num = fd.apply_stencil(L, h, plan.method)
         rnoise = fd.round_off_noise(L, h, plan.method, plan.dtype)
-        for key, a, cols in job.rows:
+        for key, a, cols, row_directions in job.rows:
             analytic.append(a)
             numeric.append(num[cols])
             noise.append(rnoise[cols])
             keys.append(key)
+            roots[key] = (row_directions, num[cols], rnoise[cols])
     comps = compare_many(
         np.array(analytic), np.array(numeric), np.array(noise), rtol=plan.rtol, atol=plan.atol
     )
     out = {}
+    for key, c in zip(keys, comps):
+        roots[key] += (c.threshold,)
     for (kind, name, t, part), a, num, c in zip(keys, analytic, numeric, comps):
         out[kind, name, t, part] = Row(
             kind=kind,
@@ -242,7 +263,7 @@ def run(ev, jobs: list[Job], *, plan) -> dict:
             ratio=c.ratio,
             checked=int(a.size),
         )
-    return out
+    return out, roots
 
 
 def _stencil(method: str, delta: float, n: int) -> np.ndarray:
@@ -255,26 +276,100 @@ def _delta(method: str, step: float, scale: float, n: int) -> float:
     return step * scale if method == "complex" else step * scale / np.sqrt(n)
 
 
+def localised_row(ev, target, row: Row, root, params: dict, grads, plan) -> Row | None:
+    """A flagged screen row (failing or near threshold) localised by group testing
+    (:mod:`gradcheck.fast.localise`) from its own screen directions: the wrong entries, each confirmed by its own
+    finite difference; or "spread over the row" with the error's size and whether it looks like a scale or a
+    sign flip; or passing. None when localisation could not finish (the caller checks the row in full)."""
+    from . import localise as lz
+
+    directions, numeric, noise, _ = root
+    x = params[target.name] if target.kind == "param" else None
+    shape = grads.states[target.name].shape if target.kind == "state" else None
+    directional, entries = lz.probes(
+        ev,
+        target.kind,
+        target.name,
+        method=plan.method,
+        step=plan.step,
+        dtype=plan.dtype,
+        x=x,
+        shape=shape,
+        flat_idx=target.flat_idx,
+    )
+    source = grads.params if target.kind == "param" else grads.states
+    g = np.asarray(source[target.name]).reshape(-1)[target.flat_idx].reshape(target.shape)
+    with single_threaded_blas():
+        res = lz.localise(
+            g,
+            directional,
+            entries,
+            rtol=plan.rtol,
+            atol=plan.atol,
+            rng=lz.rng_for(plan.seed, target.number),
+            cost=fd.EVALUATIONS[plan.method],
+            screen=(directions(), numeric, noise),
+        )
+    if res.outcome == "incomplete":
+        return None
+    found = {"outcome": res.outcome, "evaluations": res.evaluations, "calls": res.calls}
+    if res.outcome == "passed":
+        return replace(
+            row,
+            passed=True,
+            diagnosis={
+                "verdict": "passes",
+                "localisation": found,
+                "reason": "localisation confirmed no wrong entry",
+            },
+        )
+    listed = [e.to_json() for e in res.wrong_entries]
+    diagnosis = {
+        "verdict": "wrong gradient",
+        "reason": res.describe(row.label).removeprefix(f"{row.label}: "),
+        "localisation": found,
+        "suggest": {},
+    } | ({"dense": res.dense.to_json()} if res.dense is not None else {})
+    row = replace(row, passed=False, wrong_entries=listed, wrong_entries_more=res.more, diagnosis=diagnosis)
+    if res.wrong_entries and res.dense is None:
+        w = res.wrong_entries[0]
+        return replace(
+            row,
+            worst_index=[int(i) for i in w.index],
+            analytic=w.analytic,
+            numeric=w.numeric,
+            max_abs_err=w.abs_err,
+            ratio=w.ratio,
+            tolerance=w.abs_err / w.ratio,
+        )
+    return row
+
+
 def needs_full(row: Row) -> bool:
     """Failing, non-finite or near-threshold screen rows are re-checked entry by entry."""
     r = row.ratio
     return (not row.passed) or not np.isfinite(r) or r > NEAR
 
 
-def settings(plan, screened: dict, kept) -> dict:
-    """The report's ``settings["screen"]``: how the screen drew its directions and which of its rows (all of
-    ``screened``) were escalated to the full check (those not in ``kept``)."""
-    escalated = [row.label for key, row in screened.items() if key not in kept]
+def settings(plan, screened: dict, roots: dict, rows: list[Row]) -> dict:
+    """The report's ``settings["screen"]``: how the screen drew its directions, each row's ratio and measured
+    single-entry detection threshold, which rows were localised and which were checked in full instead."""
+    key = lambda r: (r.kind, r.name, r.t, r.part)  # noqa: E731
     return {
         "directions": plan.directions,
         "seed": plan.seed,
         "distribution": "rademacher (+-1 entries); 2-D blocks rank-1: v = a b^T, a and b +-1 vectors",
         "seed_rule": f"numpy.random.default_rng([seed, {SCREEN_STREAM}, row number])",
         "near_threshold": NEAR,
-        "escalated_to_full": escalated,
         "screen_ratios": {row.label: _json_num(row.ratio) for row in screened.values()},
-        "detection_rule": "a single-entry error e is caught when |e| > ~ rtol * max_k |v_k^T g| "
-        "(see gradcheck.fast.screen); rows above near_threshold are re-checked in full",
+        "detection_thresholds": {row.label: _json_num(roots[k][3]) for k, row in screened.items()},
+        "detection_rule": "a single wrong entry e is caught when |e| > detection_thresholds[row] = "
+        "min_k (tolerance_k + |v_k^T g - numeric_k|); rows above near_threshold are localised",
+        "localised": {
+            r.label: r.diagnosis["localisation"] for r in rows if "localisation" in (r.diagnosis or {})
+        },
+        "escalated_to_full": [r.label for r in rows if key(r) in screened and r.top],
+        "localise_seed_rule": "numpy.random.default_rng([seed, 13, row number])",
     }
 
 
