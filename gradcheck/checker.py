@@ -52,14 +52,14 @@ def check(
     ``method``: "central", "richardson", "complex" (models declaring "complex") or "auto" (central; complex
     step for "complex" models in float32 or when screening). ``eps``: the base step (default per method and
     dtype); ``rtol``/``atol``: the tolerance (:mod:`gradcheck.tolerance`); ``seed``: every random draw.
-    ``mode``: "full" (every entry), "screen" (``directions`` random directions per row; failing or near-threshold
-    rows re-checked in full) or "auto" (full when its estimated cost fits ``budget`` seconds, default 10, else
-    screen). ``sample``: check N random entries per row. ``blocks``: names of
-    parameters and states to check. ``diagnose``: re-check failing rows at several steps. ``progress(n)``: called
-    after every n loss evaluations (and ``progress.start(evaluations, seconds, budget)``, if it has one, once
-    before: the full check's evaluations and estimated seconds, None in screen mode). ``speed``: the keywords of :class:`gradcheck.fast.speed.Speed` (batched,
-    batch, executor, workers, scheduler, evaluator). Raises ProtocolError (usage) and ModelError (the model
-    raised).
+    ``mode``: "full" (every entry), "screen" (``directions`` random directions per row; failing or
+    near-threshold rows localised by group testing) or "auto" (full when its estimated cost fits ``budget``
+    seconds, default 10, else screen). ``sample``: check N random entries per row. ``blocks``: names of
+    parameters and states to check. ``diagnose``: re-check failing rows at several steps. ``progress(n)``:
+    called after every n loss evaluations (and ``progress.start(evaluations, seconds, budget)``, if it has
+    one, once before: the full check's evaluations and estimated seconds, None when screening). ``speed``: the
+    keywords of :class:`gradcheck.fast.speed.Speed` (batched, batch, executor, workers, scheduler, evaluator).
+    Raises ProtocolError (usage) and ModelError (the model raised).
     """
     clock = _Clock()
     spec = inspect_model(model)
@@ -74,7 +74,7 @@ def check(
             screen.screen_rows(ev, todo, spec.params, grads, plan) if plan.mode == "screen" else ({}, {})
         )
         rows = screened_or_full(ev, todo, screened, roots, spec.params, grads, plan)
-        kept = {t.key for t, row in zip(todo, rows) if row.top == () and t.key in screened}
+        screened_only = {t.key for t, row in zip(todo, rows) if t.key in screened and not row.top}
         ignored_taps(rows, grads)
         clock.lap("numeric")
         if plan.diagnose:
@@ -83,7 +83,7 @@ def check(
         evaluation["model_calls"] = getattr(ev, "calls", None)
     settings = plan.settings() | {
         "evaluation": evaluation,
-        "coverage": _coverage(rows, todo, kept, plan),
+        "coverage": _coverage(rows, todo, screened_only, plan),
         "cost": None if cost is None else cost.settings(),
     }
     if plan.mode == "screen":
@@ -126,7 +126,7 @@ def screened_or_full(
     rows = []
     for t in todo:
         row = screened.get(t.key)
-        if row is not None and screen.needs_full(row):
+        if row is not None and screen.flagged(row):
             row = screen.localised_row(ev, t, row, roots[t.key], params, grads, plan)
         rows.append(row if row is not None else full_row(ev, t, params, grads, plan, rng))
     return rows

@@ -16,7 +16,7 @@ the full check on a block of n entries with entries of similar size (measured in
 spread over a block (a scaled block, a dropped term) shift ``v^T g`` by about their own 2-norm (the mean square of
 ``v^T e`` is ``||e||^2`` for dense and rank-1 directions alike, since any two entries of v are independent), so
 they are caught much like by the full check. Because of that, any row whose error/tolerance exceeds ``NEAR`` (or fails)
-is re-checked entry by entry by the full check, automatically.
+is localised by group testing (:mod:`gradcheck.fast.localise`), automatically.
 """
 
 from __future__ import annotations
@@ -345,8 +345,8 @@ def localised_row(ev, target, row: Row, root, params: dict, grads, plan) -> Row 
     return row
 
 
-def needs_full(row: Row) -> bool:
-    """Failing, non-finite or near-threshold screen rows are re-checked entry by entry."""
+def flagged(row: Row) -> bool:
+    """Failing, non-finite or near-threshold screen rows are localised (or, failing that, checked in full)."""
     r = row.ratio
     return (not row.passed) or not np.isfinite(r) or r > NEAR
 
