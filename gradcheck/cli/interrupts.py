@@ -1,0 +1,188 @@
+"""Ctrl-C and SIGTERM in the command line: the first stops the run, a second ends the process at once.
+
+:func:`handled` is installed by :func:`gradcheck.cli.app.main` in the main thread (elsewhere it does nothing) and
+restores the previous handlers and wakeup fd on exit, so ``main(argv)`` called from Python leaves nothing behind.
+
+- The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread. The check unwinds without waiting for
+  work in flight (queued chunks cancelled, worker processes killed, a dask client's futures cancelled; see
+  :mod:`gradcheck.fast.executors`), no report is written (reports are written only after the check, and a
+  temporary is removed on the way out), and ``main`` prints ``gradcheck: interrupted`` and exits 130.
+- A watcher thread wakes on every signal (:func:`signal.set_wakeup_fd`), even while the main thread sits in a long
+  numpy call that Python cannot interrupt. At a second signal, or :data:`GRACE` seconds after the first if the
+  main thread has not finished by then, it kills the worker processes and ends the process with
+  ``os._exit(130)``.
+
+Called as the program (``main()`` without ``argv``: the ``gradcheck`` command, ``python -m gradcheck``), an
+interrupted run ends with ``os._exit(130)`` once the message is out, so no thread left computing a chunk can
+delay the exit; ``main(argv)`` returns 130.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+from ..errors import EXIT_INTERRUPTED
+from ..fast import executors
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE = 1.0  # seconds the main thread has, after the first signal, to stop by itself
+MESSAGE = "gradcheck: interrupted"
+_STOP = b"\0"  # written to the wakeup pipe to end the watcher (0 is no signal)
+
+
+class Interrupts:
+    """The state of one :func:`handled` block: ``received`` counts SIGINT/SIGTERM; ``program``: end the process
+    (``os._exit``) instead of returning once interrupted."""
+
+    def __init__(self, *, program: bool, grace: float = GRACE):
+        self.program, self.grace = program, grace
+        self._raised = False  # the Python handler ran (and raised KeyboardInterrupt)
+        self._seen = 0  # SIGINT/SIGTERM read from the wakeup fd by the watcher
+        self._said = threading.Lock()
+        self._rfd = self._wfd = -1
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def received(self) -> bool:
+        """A SIGINT or SIGTERM arrived in this block."""
+        return self._raised or self._seen > 0
+
+    # ---- in the main thread
+    def handler(self, signum, frame) -> None:
+        """The Python-level handler: the first signal raises KeyboardInterrupt; later ones are the watcher's."""
+        if not self._raised:
+            self._raised = True
+            raise KeyboardInterrupt
+
+    def interrupted(self) -> int:
+        """Say so once; in the program, end the process now (nothing is pending: reports come after the check)."""
+        self._say()
+        if self.program:
+            self._end()
+        return EXIT_INTERRUPTED
+
+    def ending(self, signum, frame) -> None:
+        """The program's handler once ``main`` is done: the process is ending anyway; end it now."""
+        self.interrupted()
+
+    # ---- the watcher thread
+    def _watch(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # let the main thread receive the signals where it can
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+        deadline = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._rfd], [], [], timeout)
+            if not ready:  # the grace is over and the main thread has not stopped: it is stuck in a call
+                self._say()
+                self._end()
+            data = os.read(self._rfd, 256)
+            self._seen += sum(b in SIGNALS for b in data)
+            if not data or _STOP in data:
+                return
+            if self._seen >= 2:
+                self._say()
+                self._end()
+            if deadline is None and self._seen:
+                deadline = time.monotonic() + self.grace
+
+    # ---- either thread
+    def _say(self) -> None:
+        """The one line on stderr, written once (os.write: no lock that the main thread may hold)."""
+        if not self._said.acquire(blocking=False):
+            return
+        erase = "\r\033[K" if _isatty(2) else ""  # a progress line may be on the terminal
+        try:
+            os.write(2, f"{erase}{MESSAGE}\n".encode())
+        except OSError:
+            pass
+
+    def _end(self) -> None:
+        """Kill our worker processes and children, then exit 130 without cleanup (nothing is pending)."""
+        executors.kill_workers()
+        for pid in _children():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if threading.current_thread() is threading.main_thread():
+                    stream.flush()
+            except Exception:
+                pass
+        os._exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def handled(*, program: bool = False, grace: float = GRACE):
+    """Yield an :class:`Interrupts`; within the block SIGINT and SIGTERM behave as the module doc says. Outside
+    the main thread (where handlers cannot be set) nothing is installed."""
+    state = Interrupts(program=program, grace=grace)
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    state._rfd, state._wfd = os.pipe()
+    os.set_blocking(state._wfd, False)
+    old_fd = signal.set_wakeup_fd(state._wfd, warn_on_full_buffer=False)
+    old = {}
+    try:
+        for sig in SIGNALS:
+            old[sig] = signal.signal(sig, state.handler)
+        state._watcher = threading.Thread(target=state._watch, name="gradcheck-signals", daemon=True)
+        state._watcher.start()
+        yield state
+    finally:
+        if program:  # the process ends now: a signal from here on ends it at once (no traceback)
+            for sig in old:
+                signal.signal(sig, state.ending)
+        else:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(old_fd)
+            _stop(state)
+
+
+def _stop(state: Interrupts) -> None:
+    try:
+        os.write(state._wfd, _STOP)
+    except OSError:
+        pass
+    if state._watcher is not None:
+        state._watcher.join(1.0)
+    os.close(state._wfd)
+    if state._watcher is None or not state._watcher.is_alive():
+        os.close(state._rfd)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _children() -> list[int]:
+    """The direct children of this process (Linux: /proc), e.g. a worker forked but not yet registered."""
+    me, out = os.getpid(), []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and int(fields[1]) == me:
+            out.append(int(name))
+    return out
