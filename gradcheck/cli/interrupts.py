@@ -94,13 +94,16 @@ class Interrupts:
 
     # ---- either thread
     def _say(self) -> None:
-        """The one line on stderr, written once (os.write: no lock that the main thread may hold)."""
+        """The one line on stderr, written once: by the main thread through ``sys.stderr``; by the watcher with
+        ``os.write`` (no lock that the stuck main thread may hold), erasing a progress line on a terminal."""
         if not self._said.acquire(blocking=False):
             return
-        erase = "\r\033[K" if _isatty(2) else ""  # a progress line may be on the terminal
         try:
-            os.write(2, f"{erase}{MESSAGE}\n".encode())
-        except OSError:
+            if threading.current_thread() is threading.main_thread():
+                print(MESSAGE, file=sys.stderr, flush=True)
+            else:
+                os.write(2, f"{chr(13) + chr(27) + '[K' if _isatty(2) else ''}{MESSAGE}\n".encode())
+        except (OSError, ValueError):
             pass
 
     def _end(self) -> None:

@@ -220,6 +220,9 @@ def ordered_results(executor, fn, tasks: list[tuple]) -> list:
     except BrokenProcessPool as exc:
         raise ModelError("a chunk in a worker process (the worker died)", exc) from None
     except BaseException:
-        for f in futures:
-            f.cancel()
+        if (
+            executor not in _POOLS
+        ):  # our pools are killed by _process_pool (Python 3.11's pool thread fails on a
+            for f in futures:  # future cancelled behind its back when the pool breaks)
+                f.cancel()
         raise
