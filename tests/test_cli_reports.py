@@ -203,6 +203,60 @@ def test_progress_line_counts_evaluations_and_is_erased():
     assert stream.getvalue().endswith("\r\033[K")
 
 
+def test_progress_line_with_a_total_shows_the_share_and_the_time_left():
+    ticks = iter([0.0, 0.0, 1.0, 3.0, 5.0, 7.0])
+    stream = FakeTTY()
+    p = Progress(stream, total=1000, interval=0.5, clock=lambda: next(ticks))
+    p(100)  # at 1 s (reading the model took that long) the first 100: no rate yet
+    assert stream.getvalue().split("\r\033[K")[-1] == "gradcheck: 100 of 1,000 loss evaluations (10%), 1.0 s"
+    p(400)  # 400 more in the 2 s since: 500 left at 200/s
+    assert stream.getvalue().split("\r\033[K")[-1].endswith("(50%), 3.0 s, about 2.5 s left")
+    p(600)  # past the total (a failing row's diagnosis): the count and the rate, no estimate
+    assert stream.getvalue().split("\r\033[K")[-1] == "gradcheck: 1,100 loss evaluations, 5.0 s (220/s)"
+    assert Progress(FakeTTY(), total=10).line(3725.0).endswith("1 h 02 min")  # long runs read in h and min
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"dtype": "float32"}, {"method": "richardson"}, {"sample": 5}, {"method": "complex"}]
+)
+def test_the_expected_total_is_the_count_a_full_check_of_the_reference_makes(kw):
+    from gradcheck import ReferenceLSTM, check
+    from gradcheck.cli.progress import expected_evaluations
+
+    model = ReferenceLSTM(3, 4, 3, dtype=kw.pop("dtype", "float64"))
+    counted = []
+    check(model, progress=counted.append, **kw)
+    expected = expected_evaluations(
+        model, method=kw.get("method", "auto"), mode="full", sample=kw.get("sample")
+    )
+    assert expected == sum(counted)
+
+
+def test_no_total_for_a_screen_or_a_user_model(models):
+    import importlib
+
+    from gradcheck import ReferenceLSTM
+    from gradcheck.cli.progress import expected_evaluations
+
+    user = importlib.import_module(models).Raises()
+    assert expected_evaluations(ReferenceLSTM(3, 4, 3), method="auto", mode="screen", sample=None) is None
+    assert expected_evaluations(user, method="auto", mode="full", sample=None) is None
+
+
+def test_the_command_line_shows_the_total_on_a_terminal(monkeypatch):
+    from gradcheck.cli import progress
+
+    class EveryCall(progress.Progress):  # redraws at every call, so that a short run shows a line
+        def __init__(self, stream, **kw):
+            super().__init__(stream, **kw | {"interval": 0.0})
+
+    stream = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(progress, "Progress", EveryCall)
+    assert run(*SMALL, "--no-reports") == 0
+    assert "of 304 loss evaluations" in stream.getvalue()
+
+
 def test_colour_only_on_a_terminal_without_no_color():
     assert color_enabled(FakeTTY(), {})
     assert not color_enabled(FakeTTY(), {"NO_COLOR": "1"})

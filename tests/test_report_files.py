@@ -152,7 +152,7 @@ def test_a_full_device_fails_the_write_and_leaves_the_files_and_the_device(tmp_p
     a.write_text("old")
     with pytest.raises(OSError) as err:
         write_all({str(a): "new", str(full): "data"})
-    assert err.value.errno == errno.ENOSPC
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(full)
     assert stat.S_ISCHR(os.stat(full).st_mode) and a.read_text() == "old"
     assert _names(tmp_path) == ["a.json", "full"]
 

@@ -145,7 +145,7 @@ def cmd(args) -> int:
     from ..output.json_report import json_text
     from ..output.junit import junit
     from ..output.markdown import markdown
-    from .progress import Progress, progress_enabled
+    from .progress import Progress, expected_evaluations, progress_enabled
 
     paths = files.report_paths(
         report_dir=args.report_dir,
@@ -155,7 +155,10 @@ def cmd(args) -> int:
         markdown=args.markdown,
     )
     model = make_model(args)
-    progress = Progress(sys.stderr) if progress_enabled(sys.stderr, quiet=args.quiet) else None
+    progress = None
+    if progress_enabled(sys.stderr, quiet=args.quiet):
+        total = expected_evaluations(model, method=args.method, mode=args.mode, sample=args.sample)
+        progress = Progress(sys.stderr, total=total)
     try:
         report = check(
             model,

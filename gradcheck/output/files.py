@@ -167,8 +167,11 @@ def _write_stream(path: str, data: str) -> None:
     except BaseException:
         os.close(fd)
         raise
-    with fh:
-        fh.write(data)
+    try:
+        with fh:
+            fh.write(data)
+    except OSError as exc:  # a full device, a reader gone: say where
+        raise OSError(exc.errno, exc.strerror, path) from None
 
 
 @contextmanager
