@@ -131,15 +131,18 @@ def handled(*, program: bool = False, grace: float = GRACE):
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
-    state._rfd, state._wfd = os.pipe()
-    os.set_blocking(state._wfd, False)
-    old_fd = signal.set_wakeup_fd(state._wfd, warn_on_full_buffer=False)
+    watch = os.name == "posix"  # the watcher reads a pipe (a wakeup fd elsewhere must be a socket)
+    if watch:
+        state._rfd, state._wfd = os.pipe()
+        os.set_blocking(state._wfd, False)
+        old_fd = signal.set_wakeup_fd(state._wfd, warn_on_full_buffer=False)
     old = {}
     try:
         for sig in SIGNALS:
             old[sig] = signal.signal(sig, state.handler)
-        state._watcher = threading.Thread(target=state._watch, name="gradcheck-signals", daemon=True)
-        state._watcher.start()
+        if watch:
+            state._watcher = threading.Thread(target=state._watch, name="gradcheck-signals", daemon=True)
+            state._watcher.start()
         yield state
     finally:
         if program:  # the process ends now: a signal from here on ends it at once (no traceback)
@@ -148,8 +151,9 @@ def handled(*, program: bool = False, grace: float = GRACE):
         else:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-            signal.set_wakeup_fd(old_fd)
-            _stop(state)
+            if watch:
+                signal.set_wakeup_fd(old_fd)
+                _stop(state)
 
 
 def _stop(state: Interrupts) -> None:

@@ -184,7 +184,7 @@ def _worker_init(parent: int) -> None:
         try:
             import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
         except Exception:
             pass
         if os.getppid() != parent:  # the parent died before prctl
