@@ -141,6 +141,7 @@ def test_help_lists_the_exit_codes(capsys):
         "1  a row fails",
         "2  usage or configuration error",
         "3  the model raised",
+        "130  interrupted",
     ):
         assert code in out
 
