@@ -238,6 +238,35 @@ def test_a_stuck_main_thread_still_ends_within_the_grace_and_a_second_signal_at_
         assert max(took) < interrupts.GRACE - 0.2, took
 
 
+SWALLOWED_IN_A_CALLBACK = textwrap.dedent("""
+    import signal, time, weakref
+    from gradcheck.cli import interrupts
+
+    class Thing:
+        pass
+
+    with interrupts.handled(program=True) as state:
+        thing = Thing()
+        ref = weakref.ref(thing, lambda r: state.handler(signal.SIGINT, None))  # the signal lands in a callback
+        del thing  # Python ignores what a weakref callback raises: the KeyboardInterrupt cannot stop the run
+        time.sleep(10)
+        print("not stopped")
+""")
+
+
+def test_an_interrupt_swallowed_in_a_callback_still_ends_the_run_at_once_with_one_line():
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_IN_A_CALLBACK],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", interrupts.MESSAGE + "\n")
+    assert time.monotonic() - start < 5
+
+
 # ------------------------------------------------------------------------------------------- in process
 
 

@@ -37,16 +37,18 @@ _STOP = b"\0"  # written to the wakeup pipe to end the watcher (0 is no signal)
 
 
 class Interrupts:
-    """The state of one :func:`handled` block: ``received`` counts SIGINT/SIGTERM; ``program``: end the process
-    (``os._exit``) instead of returning once interrupted."""
+    """The state of one :func:`handled` block. ``program``: end the process (``os._exit``) instead of returning
+    once interrupted."""
 
     def __init__(self, *, program: bool, grace: float = GRACE):
         self.program, self.grace = program, grace
         self._raised = False  # the Python handler ran (and raised KeyboardInterrupt)
         self._seen = 0  # SIGINT/SIGTERM read from the wakeup fd by the watcher
-        self._said = threading.Lock()
+        self._saying = threading.Lock()
+        self._said = False
         self._rfd = self._wfd = -1
         self._watcher: threading.Thread | None = None
+        self._old_unraisable = sys.unraisablehook
 
     @property
     def received(self) -> bool:
@@ -66,6 +68,14 @@ class Interrupts:
         if self.program:
             self._end()
         return EXIT_INTERRUPTED
+
+    def unraisable(self, info) -> None:
+        """``sys.unraisablehook``: our KeyboardInterrupt raised where Python ignores exceptions (a weakref
+        callback, ``__del__``) cannot stop the run; end it now, quietly. Anything else: the previous hook."""
+        if isinstance(info.exc_value, KeyboardInterrupt) and self._raised:
+            self._say()
+            self._end()
+        self._old_unraisable(info)
 
     def ending(self, signum, frame) -> None:
         """The program's handler once ``main`` is done: the process is ending anyway; end it now."""
@@ -96,15 +106,21 @@ class Interrupts:
     def _say(self) -> None:
         """The one line on stderr, written once: by the main thread through ``sys.stderr``; by the watcher with
         ``os.write`` (no lock that the stuck main thread may hold), erasing a progress line on a terminal."""
-        if not self._said.acquire(blocking=False):
-            return
+        main = threading.current_thread() is threading.main_thread()
+        held = self._saying.acquire(timeout=-1 if main else 0.5)  # not forever for a stuck print
         try:
-            if threading.current_thread() is threading.main_thread():
+            if self._said:
+                return
+            self._said = True
+            if main:
                 print(MESSAGE, file=sys.stderr, flush=True)
             else:
                 os.write(2, f"{chr(13) + chr(27) + '[K' if _isatty(2) else ''}{MESSAGE}\n".encode())
         except (OSError, ValueError):
             pass
+        finally:
+            if held:
+                self._saying.release()
 
     def _end(self) -> None:
         """Kill our worker processes and children, then exit 130 without cleanup (nothing is pending)."""
@@ -138,6 +154,7 @@ def handled(*, program: bool = False, grace: float = GRACE):
         old_fd = signal.set_wakeup_fd(state._wfd, warn_on_full_buffer=False)
     old = {}
     try:
+        sys.unraisablehook = state.unraisable
         for sig in SIGNALS:
             old[sig] = signal.signal(sig, state.handler)
         if watch:
@@ -151,6 +168,7 @@ def handled(*, program: bool = False, grace: float = GRACE):
         else:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+            sys.unraisablehook = state._old_unraisable
             if watch:
                 signal.set_wakeup_fd(old_fd)
                 _stop(state)

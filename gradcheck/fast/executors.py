@@ -140,7 +140,11 @@ def _process_pool(workers: int):
 def kill_workers() -> None:
     """Kill (SIGKILL) the worker processes of every open process pool. Takes no lock, waits for nothing: safe from
     any thread, at any moment (the command line calls it just before ``os._exit``)."""
-    for pool in list(_POOLS):
+    try:
+        pools = list(_POOLS)
+    except RuntimeError:  # a pool opened or closed meanwhile (the caller also signals our children)
+        pools = []
+    for pool in pools:
         for pid in _pids(pool):
             try:
                 os.kill(pid, signal.SIGKILL)
