@@ -291,9 +291,10 @@ def test_main_in_process_restores_the_handlers_and_leaves_no_thread(tmp_path, mo
 
 
 def test_main_in_process_interrupted_returns_130_writes_nothing_and_restores(tmp_path, monkeypatch, capsys):
-    import numpy.linalg  # noqa: F401  (an import interrupted halfway would break numpy for the next tests)
-
     monkeypatch.chdir(tmp_path)
+    # every import done first: an import interrupted halfway (numpy's lazy submodules) would break later tests
+    assert main(["run", "--x-dim", "2", "--hidden", "3", "--steps", "2", "-q", "--no-reports"]) == 0
+    capsys.readouterr()
     before = _state()
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()

@@ -33,6 +33,7 @@ INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 JOIN_TIMEOUT = 1.0  # seconds to wait for a killed worker to be reaped
 CLOSE_TIMEOUT = 1  # seconds for a dask client's goodbye after an interrupt
+POLL = 0.1  # seconds between two looks at a chunk in flight (and at pending signals)
 _POOLS: weakref.WeakSet = weakref.WeakSet()  # the process pools open now (for kill_workers)
 
 
@@ -220,7 +221,7 @@ def ordered_results(executor, fn, tasks: list[tuple]) -> list:
     try:
         for task in tasks:
             futures.append(executor.submit(fn, *task))
-        return [f.result() for f in futures]
+        return [_result(f) for f in futures]
     except BrokenProcessPool as exc:
         raise ModelError("a chunk in a worker process (the worker died)", exc) from None
     except BaseException:
@@ -230,3 +231,12 @@ def ordered_results(executor, fn, tasks: list[tuple]) -> list:
             for f in futures:  # future cancelled behind its back when the pool breaks)
                 f.cancel()
         raise
+
+
+def _result(future: cf.Future):
+    """``future.result()``, waited for in slices of :data:`POLL` seconds: a signal is handled within one slice even
+    when it reached another thread, or arrived just before the wait began (a wait on a lock ends early only when
+    the signal interrupts that very wait)."""
+    while not future.done():
+        cf.wait((future,), timeout=POLL)
+    return future.result()
