@@ -31,7 +31,7 @@ PARALLEL = 6  # interrupted runs at a time
 MAX_DELAY = 1.5  # seconds after the handlers are in place
 STOP_WITHIN = 2.0  # seconds from the first signal to the exit
 HUNG_AFTER = 10.0  # seconds: a run still alive then is hung (killed, and the test fails)
-SIZE = ["--hidden", "100"]  # the reference at (50, 100, 4): a few seconds of checking, always interrupted
+SIZE = ["--hidden", "300"]  # the reference at (50, 300, 4): 20 s of checking or more, always interrupted
 WAYS = [
     (signal.SIGINT, True),
     (signal.SIGTERM, False),
@@ -111,6 +111,7 @@ def _interrupt(argv: list[str], cwd, rng: random.Random, way: int, signals: int 
         while not _handlers_in_place(proc.pid) and proc.poll() is None and time.monotonic() < end:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, MAX_DELAY) if delay is None else delay)
+        early = proc.poll() is not None  # ended before it was interrupted: the run is too short
         sent = time.monotonic()
         for _ in range(signals):
             (os.killpg if to_group else os.kill)(proc.pid, sig)
@@ -126,7 +127,8 @@ def _interrupt(argv: list[str], cwd, rng: random.Random, way: int, signals: int 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return {
-        "how": f"{sig.name} to {'the group' if to_group else 'the parent'}",
+        "how": f"{sig.name} to {'the group' if to_group else 'the parent'}"
+        + (" (after the run had ended: make SIZE larger)" if early else ""),
         "rc": proc.returncode,
         "took": took,
         "stderr": err,

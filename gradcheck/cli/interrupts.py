@@ -8,9 +8,10 @@ restores the previous handlers and wakeup fd on exit, so ``main(argv)`` called f
   :mod:`gradcheck.fast.executors`), no report is written (reports are written only after the check, and a
   temporary is removed on the way out), and ``main`` prints ``gradcheck: interrupted`` and exits 130.
 - A watcher thread wakes on every signal (:func:`signal.set_wakeup_fd`), even while the main thread sits in a long
-  numpy call that Python cannot interrupt. At a second signal, or :data:`GRACE` seconds after the first if the
-  main thread has not finished by then, it kills the worker processes and ends the process with
-  ``os._exit(130)``.
+  numpy call that Python cannot interrupt. Every :data:`POKE` seconds until ``main`` has caught the
+  KeyboardInterrupt it raises another (C code calling back into Python, an extension module being imported, can
+  swallow one). At a second signal, or :data:`GRACE` seconds after the first if the main thread has not finished
+  by then, it kills the worker processes and ends the process with ``os._exit(130)``.
 
 Called as the program (``main()`` without ``argv``: the ``gradcheck`` command, ``python -m gradcheck``), an
 interrupted run ends with ``os._exit(130)`` once the message is out, so no thread left computing a chunk can
@@ -19,6 +20,8 @@ delay the exit; ``main(argv)`` returns 130.
 
 from __future__ import annotations
 
+import _thread
+import logging
 import os
 import select
 import signal
@@ -32,6 +35,7 @@ from ..fast import executors
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACE = 1.0  # seconds the main thread has, after the first signal, to stop by itself
+POKE = 0.2  # seconds between two KeyboardInterrupts while it has not stopped
 MESSAGE = "gradcheck: interrupted"
 _STOP = b"\0"  # written to the wakeup pipe to end the watcher (0 is no signal)
 
@@ -43,7 +47,9 @@ class Interrupts:
     def __init__(self, *, program: bool, grace: float = GRACE):
         self.program, self.grace = program, grace
         self._raised = False  # the Python handler ran (and raised KeyboardInterrupt)
-        self._seen = 0  # SIGINT/SIGTERM read from the wakeup fd by the watcher
+        self._stopping = False  # main caught it: no more KeyboardInterrupt
+        self._seen = 0  # SIGINT/SIGTERM read from the wakeup fd by the watcher (its own pokes aside)
+        self._poked = 0  # SIGINT bytes the watcher caused itself (interrupt_main), not read yet
         self._saying = threading.Lock()
         self._said = False
         self._rfd = self._wfd = -1
@@ -57,13 +63,22 @@ class Interrupts:
 
     # ---- in the main thread
     def handler(self, signum, frame) -> None:
-        """The Python-level handler: the first signal raises KeyboardInterrupt; later ones are the watcher's."""
+        """The Python-level handler: raises KeyboardInterrupt until ``main`` has caught one (C code that calls
+        back into Python, an extension module being imported, may swallow it: the watcher then calls again).
+        The program, once interrupted, says one line and nothing else: what libraries log or threads raise while
+        the run comes apart (a dask client closed mid-fetch) is not shown."""
+        if self._stopping:
+            return
         if not self._raised:
             self._raised = True
-            raise KeyboardInterrupt
+            if self.program:
+                logging.disable(logging.CRITICAL)
+                threading.excepthook = _silent
+        raise KeyboardInterrupt
 
     def interrupted(self) -> int:
         """Say so once; in the program, end the process now (nothing is pending: reports come after the check)."""
+        self._stopping = True
         self._say()
         if self.program:
             self._end()
@@ -85,22 +100,33 @@ class Interrupts:
     def _watch(self) -> None:
         if hasattr(signal, "pthread_sigmask"):  # let the main thread receive the signals where it can
             signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
-        deadline = None
+        deadline = poke = None
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            now = time.monotonic()
+            timeout = None if deadline is None else max(0.0, min(deadline, poke) - now)
             ready, _, _ = select.select([self._rfd], [], [], timeout)
-            if not ready:  # the grace is over and the main thread has not stopped: it is stuck in a call
+            now = time.monotonic()
+            if not ready and now >= deadline:  # the grace is over: the main thread is stuck in a call
                 self._say()
                 self._end()
+            if not ready:  # the KeyboardInterrupt may have been swallowed: raise another
+                poke = now + POKE
+                if not self._stopping:
+                    self._poked += 1
+                    _thread.interrupt_main(signal.SIGINT)
+                continue
             data = os.read(self._rfd, 256)
-            self._seen += sum(b in SIGNALS for b in data)
+            n = sum(b in SIGNALS for b in data)
+            own = min(n, self._poked)
+            self._poked -= own
+            self._seen += n - own
             if not data or _STOP in data:
                 return
             if self._seen >= 2:
                 self._say()
                 self._end()
             if deadline is None and self._seen:
-                deadline = time.monotonic() + self.grace
+                deadline, poke = now + self.grace, now + POKE
 
     # ---- either thread
     def _say(self) -> None:
@@ -184,6 +210,10 @@ def _stop(state: Interrupts) -> None:
     os.close(state._wfd)
     if state._watcher is None or not state._watcher.is_alive():
         os.close(state._rfd)
+
+
+def _silent(args) -> None:
+    """``threading.excepthook`` of an interrupted program."""
 
 
 def _isatty(fd: int) -> bool:

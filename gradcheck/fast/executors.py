@@ -32,9 +32,10 @@ DASK_HINT = "pip install 'gradcheck[dask]'"
 INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 JOIN_TIMEOUT = 1.0  # seconds to wait for a killed worker to be reaped
-CLOSE_TIMEOUT = 1  # seconds for a dask client's goodbye after an interrupt
+CLOSE_TIMEOUT = 0.5  # seconds for a dask client's goodbye after an interrupt
 POLL = 0.1  # seconds between two looks at a chunk in flight (and at pending signals)
 _POOLS: weakref.WeakSet = weakref.WeakSet()  # the process pools open now (for kill_workers)
+_OWNED: weakref.WeakSet = weakref.WeakSet()  # the executors open_executor made: ended whole, not per future
 
 
 class InlineExecutor(cf.Executor):
@@ -107,7 +108,8 @@ def _dask_executor(scheduler: str):
         raise ProtocolError(
             f"scheduler: cannot connect to {scheduler!r}: {type(exc).__name__}: {exc}"
         ) from None
-    ex = client.get_executor()
+    ex = client.get_executor(pure=False)  # keys of our own: a task shared with another run is cancelled by it
+    _OWNED.add(ex)
     try:
         yield ex
     except BaseException:
@@ -117,6 +119,8 @@ def _dask_executor(scheduler: str):
         except Exception:
             pass
         raise
+    finally:
+        _OWNED.discard(ex)
     client.close()
 
 
@@ -125,6 +129,7 @@ def _process_pool(workers: int):
     """A process pool whose workers ignore SIGINT and are killed (not waited for) if the block fails."""
     pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     _POOLS.add(pool)
+    _OWNED.add(pool)
     try:
         with _signals_blocked():  # workers are forked now, with SIGINT/SIGTERM blocked until they ignore them
             pool.submit(int)
@@ -136,6 +141,7 @@ def _process_pool(workers: int):
         pool.shutdown(wait=True)
     finally:
         _POOLS.discard(pool)
+        _OWNED.discard(pool)
 
 
 def kill_workers() -> None:
@@ -224,11 +230,13 @@ def ordered_results(executor, fn, tasks: list[tuple]) -> list:
         return [_result(f) for f in futures]
     except BrokenProcessPool as exc:
         raise ModelError("a chunk in a worker process (the worker died)", exc) from None
+    except cf.CancelledError as exc:  # not by us: a cluster that cancelled our task
+        raise ModelError("a chunk (the executor cancelled it)", exc) from None
     except BaseException:
-        if (
-            executor not in _POOLS
-        ):  # our pools are killed by _process_pool (Python 3.11's pool thread fails on a
-            for f in futures:  # future cancelled behind its back when the pool breaks)
+        # ours are ended whole by open_executor: a future cancelled behind the executor's back makes Python
+        # 3.11's process-pool thread, or dask's client, fail loudly on stderr
+        if executor not in _OWNED:
+            for f in futures:
                 f.cancel()
         raise
 
