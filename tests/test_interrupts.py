@@ -6,7 +6,7 @@ The stress tests interrupt real ``gradcheck run`` processes (serial, ``--workers
 random moments, 30 times each, several at a time. Each process runs in its own session: after it exits, no process
 of its process group may be alive. A moment is drawn once the command line's handlers are in place (a SIGTERM
 handler appears in /proc/PID/status): a signal during interpreter start-up and imports, before ``main`` runs, gets
-Python's default (see the report of issue 16).
+Python's own handling (docs/ci.md says so).
 """
 
 from __future__ import annotations
