@@ -141,6 +141,7 @@ def test_help_lists_the_exit_codes(capsys):
         "1  a row fails",
         "2  usage or configuration error",
         "3  the model raised",
+        "130  interrupted",
     ):
         assert code in out
 
@@ -201,6 +202,60 @@ def test_progress_line_counts_evaluations_and_is_erased():
     assert "15 loss evaluations" in stream.getvalue().split("\r")[-1]
     p.close()
     assert stream.getvalue().endswith("\r\033[K")
+
+
+def test_progress_line_with_a_total_shows_the_share_and_the_time_left():
+    ticks = iter([0.0, 0.0, 1.0, 3.0, 5.0, 7.0])
+    stream = FakeTTY()
+    p = Progress(stream, total=1000, interval=0.5, clock=lambda: next(ticks))
+    p(100)  # at 1 s (reading the model took that long) the first 100: no rate yet
+    assert stream.getvalue().split("\r\033[K")[-1] == "gradcheck: 100 of 1,000 loss evaluations (10%), 1.0 s"
+    p(400)  # 400 more in the 2 s since: 500 left at 200/s
+    assert stream.getvalue().split("\r\033[K")[-1].endswith("(50%), 3.0 s, about 2.5 s left")
+    p(600)  # past the total (a failing row's diagnosis): the count and the rate, no estimate
+    assert stream.getvalue().split("\r\033[K")[-1] == "gradcheck: 1,100 loss evaluations, 5.0 s (220/s)"
+    assert Progress(FakeTTY(), total=10).line(3725.0).endswith("1 h 02 min")  # long runs read in h and min
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"dtype": "float32"}, {"method": "richardson"}, {"sample": 5}, {"method": "complex"}]
+)
+def test_the_total_told_up_front_is_the_count_a_full_check_makes(kw):
+    from gradcheck import ReferenceLSTM, check
+    from gradcheck.cli.progress import Progress
+
+    model = ReferenceLSTM(3, 4, 3, dtype=kw.pop("dtype", "float64"))
+    progress = Progress(io.StringIO())
+    check(model, progress=progress, mode="full", diagnose=False, **kw)
+    assert progress.total == progress.count > 0
+
+
+def test_no_total_when_screening_and_a_note_when_a_full_check_exceeds_the_budget(models):
+    from gradcheck import ReferenceLSTM, check
+    from gradcheck.cli.progress import Progress
+
+    notes = io.StringIO()
+    progress = Progress(io.StringIO(), notes=notes)
+    check(ReferenceLSTM(3, 4, 3), progress=progress, mode="screen")
+    assert progress.total is None and notes.getvalue() == ""
+    check(ReferenceLSTM(3, 4, 3), progress=progress, mode="full", budget=1e-9)
+    assert (
+        "this full check is 304 loss evaluations" in notes.getvalue() and "--mode screen" in notes.getvalue()
+    )
+
+
+def test_the_command_line_shows_the_total_on_a_terminal(monkeypatch):
+    from gradcheck.cli import progress
+
+    class EveryCall(progress.Progress):  # redraws at every call, so that a short run shows a line
+        def __init__(self, stream, **kw):
+            super().__init__(stream, **kw | {"interval": 0.0})
+
+    stream = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(progress, "Progress", EveryCall)
+    assert run(*SMALL, "--no-reports") == 0
+    assert "of 304 loss evaluations" in stream.getvalue()
 
 
 def test_colour_only_on_a_terminal_without_no_color():

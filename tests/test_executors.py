@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +21,7 @@ from gradcheck.fast import executors
 from gradcheck.fast.chunked import ChunkedEvaluator
 
 SHAPES = {"h": (3, 6), "s": (3, 6)}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _all_losses(model, executor, *, batched=True, complex_=False):
@@ -90,6 +97,78 @@ class _Raises(ReferenceLSTM):
 def test_a_model_error_in_a_worker_is_reported_with_its_message():
     with pytest.raises(ModelError, match="KeyError.*no such gate in worker"):
         check(_Raises(2, 3, 2), workers=2)
+
+
+class _Dies(ReferenceLSTM):
+    """A worker computing a chunk of it dies (as if killed by the OOM killer); in the parent it is fine."""
+
+    def loss_batch(self, params, kind, name, flat_idx, deltas):
+        if os.getpid() != self.parent:
+            os._exit(9)
+        return super().loss_batch(params, kind, name, flat_idx, deltas)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lists the children in /proc")
+def test_a_worker_that_dies_is_a_model_error_and_leaves_no_worker():
+    model = _Dies(2, 3, 2)
+    model.parent = os.getpid()
+    before = _children()
+    with pytest.raises(ModelError, match="worker process.*died"):
+        check(model, workers=2)
+    assert _children() == before
+
+
+def _children() -> set[int]:
+    me, out = str(os.getpid()), set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if ppid == me and state != "Z":
+            out.add(int(name))
+    return out
+
+
+WORKERS_OF_A_KILLED_PARENT = textwrap.dedent("""
+    import time
+    from gradcheck.fast.executors import open_executor
+    with open_executor(workers=2) as (pool, _):
+        pool.submit(time.sleep, 0).result()
+        print(*pool._processes, flush=True)
+        time.sleep(60)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_workers_ignore_sigint_and_die_with_their_parent_even_if_it_is_killed():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKERS_OF_A_KILLED_PARENT], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        for pid in pids:  # a Ctrl-C to the process group: the workers leave it to the parent
+            os.kill(pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert all(_alive(pid) for pid in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+    end = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 class _Unpicklable(ReferenceLSTM):

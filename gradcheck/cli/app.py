@@ -7,8 +7,8 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import EXIT_OK, EXIT_USAGE, ModelError, ProtocolError, UsageError, exit_code
-from . import fuzz, report, run, selftest
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ModelError, ProtocolError, UsageError, exit_code
+from . import fuzz, interrupts, report, run, selftest
 from .argtypes import positive_int
 from .loading import CONFIG_KEYS
 
@@ -106,28 +106,48 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run a command; the exit code. SIGINT and SIGTERM: :mod:`gradcheck.cli.interrupts` (exit 130; ``main()``
+    without ``argv``, the program itself, ends the process at once when interrupted instead of returning)."""
     try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help(sys.stderr)
-            return EXIT_USAGE
-        if args.command == "run":
-            args = apply_config(parser, argv)
-            typed = given_on_command_line(argv, CONFIG_KEYS) if args.model else set()
-            configured = {k: v for k, v in args.config_sources.items() if k in CONFIG_KEYS}
-            args.model_config_given = (
-                {**configured, **{k: "the command line" for k in typed}} if args.model else {}
-            )
-        return COMMANDS[args.command](args)
-    except SystemExit as exc:  # --help, --version
+        with interrupts.handled(program=argv is None) as signals:
+            try:
+                try:
+                    return _command(argv)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt) or signals.received:  # whatever broke on the way
+                        return signals.interrupted()
+                    return _failed(exc)
+            except KeyboardInterrupt:  # arrived while an error was being reported
+                return signals.interrupted()
+    except KeyboardInterrupt:  # before the handlers were in place
+        print(interrupts.MESSAGE, file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _command(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command == "run":
+        args = apply_config(parser, argv)
+        typed = given_on_command_line(argv, CONFIG_KEYS) if args.model else set()
+        configured = {k: v for k, v in args.config_sources.items() if k in CONFIG_KEYS}
+        args.model_config_given = (
+            {**configured, **{k: "the command line" for k in typed}} if args.model else {}
+        )
+    return COMMANDS[args.command](args)
+
+
+def _failed(exc: BaseException) -> int:
+    """The exit code of a command that raised, after a one-line message (anything unexpected propagates)."""
+    if isinstance(exc, SystemExit):  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except UsageError as exc:
+    if isinstance(exc, UsageError):
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (ProtocolError, ModelError) as exc:
+    if isinstance(exc, ProtocolError | ModelError):
         print(f"gradcheck: error: {exc}", file=sys.stderr)
         return exit_code(exc)
-    except KeyboardInterrupt as exc:
-        print("gradcheck: interrupted", file=sys.stderr)
-        return exit_code(exc)
+    raise exc

@@ -22,6 +22,7 @@ EXIT_CODES = """exit codes:
   2  usage or configuration error (bad flag value, unimportable --model, not a model, bad [tool.gradcheck]
      key or GRADCHECK_* value, unwritable report path); nothing is written
   3  the model raised while being checked (its message is shown); nothing is written
+130  interrupted (SIGINT/SIGTERM; a second one ends it at once); nothing is written
 
 reports: reports/gradcheck.json, .xml (JUnit), .md and .html by default (--report-dir, --no-reports,
 --json/--junit/--markdown/--html PATH); gradcheck report REPORT.json renders a saved report again.

@@ -171,6 +171,15 @@ class ChunkedEvaluator:
             self._pool = None
         self.threads = 1
 
+    def _abandon(self) -> None:
+        """After an exception (an interrupt, a model error) in a call: drop the queued chunks and let the
+        chunk threads go without waiting for the chunks they are computing (model code cannot be interrupted;
+        each thread ends when its chunk does, and its result is discarded)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.threads = 1
+
     # ---- chunking
     def _run(self, kind, name, flat_idx, deltas) -> np.ndarray:
         flat_idx = np.asarray(flat_idx, dtype=np.intp)
@@ -193,8 +202,12 @@ class ChunkedEvaluator:
             else f"loss(params{', taps' if kind == 'state' else ''}) with {kind} {name!r} perturbed"
         )
         pos = 0
-        with single_threaded_blas():
-            results = ordered_results(self._executor(len(tasks)), _chunk_task, tasks)
+        try:
+            with single_threaded_blas():
+                results = ordered_results(self._executor(len(tasks)), _chunk_task, tasks)
+        except BaseException:
+            self._abandon()
+            raise
         for result in results:
             for losses in _unwrap(result):
                 k = _chunk_len(bounds, pos)
