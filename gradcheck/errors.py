@@ -11,6 +11,7 @@ A failing row is not an exception: it is a :class:`gradcheck.Report` that did no
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+INTERRUPTED = "gradcheck: interrupted"  # the one line of an interrupted command (exit 130)
 
 
 class ProtocolError(ValueError):

@@ -35,4 +35,4 @@ def test_wheel_contains_both_packages_and_the_console_script(tmp_path):
         assert module in names, f"{module} missing from {wheel.name}"
     assert not any(n.startswith("tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "gradcheck = gradcheck.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "gradcheck = gradcheck.__main__:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

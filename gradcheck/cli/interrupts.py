@@ -30,13 +30,13 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ..errors import EXIT_INTERRUPTED
+from ..errors import EXIT_INTERRUPTED, INTERRUPTED
 from ..fast import executors
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACE = 1.0  # seconds the main thread has, after the first signal, to stop by itself
 POKE = 0.2  # seconds between two KeyboardInterrupts while it has not stopped
-MESSAGE = "gradcheck: interrupted"
+MESSAGE = INTERRUPTED
 _STOP = b"\0"  # written to the wakeup pipe to end the watcher (0 is no signal)
 
 
