@@ -51,6 +51,7 @@ from . import validate as v
 PROJECTION_STREAM = 31  # the projection: numpy.random.default_rng([seed, PROJECTION_STREAM])
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 COMPLEX = {torch.float64: torch.complex128, torch.float32: torch.complex64}
+NUMPY_DTYPES = (torch.float64, torch.float32, torch.complex128, torch.complex64)
 PROJECTION_RULE = (
     "L = sum_i <P_i, out_i> over the floating output tensors in output order; P_i standard normal from "
     f"numpy.random.default_rng([seed, {PROJECTION_STREAM}]), drawn in that order, in float64"
@@ -334,20 +335,36 @@ class _Worker:
                     )
                 )
             return value.reshape(())
-        leaves = _floating_leaves(out, "the output")
+        leaves = self._leaves(out)
+        if self.P is None:
+            self.P = [torch.from_numpy(p).to(self.acc).reshape(-1) for p in m._projection]
+        return sum(torch.dot(t.reshape(-1).to(self.acc), p) for t, p in zip(leaves, self.P))
+
+    def _leaves(self, out) -> list[torch.Tensor]:
+        m = self.model
+        leaves = _floating_leaves(out, "the output", complex_ok=self.acc.is_complex)
         shapes = [list(t.shape) for t in leaves]
         if shapes != m._outputs:
             raise ProtocolError(
                 f"{m._label} returned floating tensors of shapes {shapes}, but {m._outputs} at the first call; "
                 "the output's structure must not depend on the values"
             )
-        if self.P is None:
-            self.P = [torch.from_numpy(p).to(self.acc).reshape(-1) for p in m._projection]
-        return sum(torch.dot(t.reshape(-1).to(self.acc), p) for t, p in zip(leaves, self.P))
+        return leaves
 
     def value(self):
+        """The loss as a Python number, without autograd. The projection is summed in numpy (float64 or
+        complex128): the same sum as :meth:`scalar`, without a torch operator call per output tensor."""
         with torch.no_grad():
-            return self.scalar(self.call()).item()
+            out = self.call()
+            if self.model._loss is not None:
+                return self.scalar(out).item()
+            total = 0.0
+            for t, p in zip(self._leaves(out), self.model._projection):
+                a = t.detach().cpu()
+                if a.dtype not in NUMPY_DTYPES:
+                    a = a.to(self.acc)
+                total = total + np.dot(a.numpy().reshape(-1), p.reshape(-1))
+            return total.item() if isinstance(total, np.generic) else total
 
 
 _THREADS_LOCK = threading.Lock()
@@ -556,18 +573,19 @@ def _promotion_hint(originals: dict, dtype) -> str:
 
 
 # ---- outputs
-def _floating_leaves(out, what: str) -> list[torch.Tensor]:
-    """The floating tensors of an output, in order, through tuples, lists, dicts and named tuples."""
+def _floating_leaves(out, what: str, complex_ok: bool = False) -> list[torch.Tensor]:
+    """The floating tensors of an output, in order, through tuples, lists, dicts and named tuples (complex
+    ones too under the complex step, where the floating outputs have become complex)."""
     if isinstance(out, torch.Tensor):
-        if out.is_complex():
+        if out.is_complex() and not complex_ok:
             raise ProtocolError(
                 f"{what} has a complex tensor; pass loss=lambda out: ... returning a real scalar of it"
             )
-        return [out] if out.is_floating_point() else []
+        return [out] if out.is_floating_point() or out.is_complex() else []
     if isinstance(out, Mapping):
-        return [t for k in out for t in _floating_leaves(out[k], f"{what}[{k!r}]")]
+        return [t for k in out for t in _floating_leaves(out[k], f"{what}[{k!r}]", complex_ok)]
     if isinstance(out, (tuple, list)):
-        return [t for i, x in enumerate(out) for t in _floating_leaves(x, f"{what}[{i}]")]
+        return [t for i, x in enumerate(out) for t in _floating_leaves(x, f"{what}[{i}]", complex_ok)]
     return []
 
 
