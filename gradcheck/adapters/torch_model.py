@@ -26,11 +26,14 @@ The module and the inputs are copied when the model is made (the module with ``c
 changes them, and later changes to them do not move the point. A forward that gives two different losses at
 the same point (dropout in training mode) is refused when the model is made.
 
-Speed (measured, ``python benchmarks/run.py --only torch``, docs/benchmarks.md): the model declares
-"batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a private copy of the
-module and the inputs (no conversion per evaluation), and the checker runs chunks on its threads, which run
-in parallel because torch releases the GIL inside its operators. While it evaluates, torch's intra-op threads
-are held to one: on a shared 2-core machine two intra-op threads made a small forward 10-20x slower.
+Speed (measured: ``python benchmarks/run.py --only torch``, docs/benchmarks.md and docs/torch.md): the model
+declares "batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a private copy of
+the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch call to move an
+entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made a small forward
+1.5-20x slower on a shared 2-core machine). Chunks are evaluated one at a time: two chunk threads gave the same
+median time per evaluation and, now and then, 10-60x slower chunks (each torch operator releases and retakes
+the GIL, and on a loaded machine every hand-over waits for the scheduler). ``workers=N`` runs chunks in N
+processes (the model is pickled to them).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class Model:
         v.no_overlap(self.time_axes, self.splits)
         self.capabilities = frozenset({"batched", "complex"} if complex_step else {"batched"})
         self._lock, self._free = threading.Lock(), {False: [], True: []}
+        self._one_chunk_at_a_time = threading.Lock()  # see "Speed" in the module doc
         self._projection = None  # drawn at the first forward, from the output's floating tensors
         self._first_forward(originals)
         self.report_settings = {"torch": self._settings(originals, fixed)}
@@ -151,14 +155,14 @@ class Model:
         complex_ = deltas.dtype.kind == "c"
         out = np.empty(len(flat_idx), np.complex128 if complex_ else np.float64)
         stage = f"{self._label} with {name!r} perturbed"
-        with self._worker(complex_) as w, one_torch_thread():
+        with self._one_chunk_at_a_time, self._worker(complex_) as w, one_torch_thread(), torch.no_grad():
             w.load(params)
             flat = w.flat[name]
             for k, (j, d) in enumerate(zip(flat_idx, deltas)):
                 old = flat[j]
                 flat[j] = old + d
                 try:
-                    out[k] = call_model(stage, w.value)
+                    out[k] = call_model(stage, w.value_no_grad)
                 finally:
                     flat[j] = old
         return out
@@ -225,6 +229,7 @@ class Model:
                     )
                 rng = np.random.default_rng([self.seed, PROJECTION_STREAM])
                 self._projection = [rng.standard_normal(s) for s in shapes]
+                self._flat_projection = [p.reshape(-1) for p in self._projection]
             first, second = (call_model(self._label, w.value) for _ in range(2))
         if first != second and not (np.isnan(first) and np.isnan(second)):
             raise ProtocolError(
@@ -250,6 +255,7 @@ class Model:
             "output_shapes": self._outputs,
             "held_fixed": fixed,
             "intra_op_threads_while_differencing": 1,
+            "chunks": "one at a time in this process (workers=N: N processes)",
         }
 
     def __repr__(self) -> str:
@@ -264,12 +270,12 @@ class Model:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_lock"], state["_free"] = None, {False: [], True: []}
+        state["_lock"], state["_one_chunk_at_a_time"], state["_free"] = None, None, {False: [], True: []}
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._lock, self._one_chunk_at_a_time = threading.Lock(), threading.Lock()
 
 
 class _Worker:
@@ -343,8 +349,8 @@ class _Worker:
     def _leaves(self, out) -> list[torch.Tensor]:
         m = self.model
         leaves = _floating_leaves(out, "the output", complex_ok=self.acc.is_complex)
-        shapes = [list(t.shape) for t in leaves]
-        if shapes != m._outputs:
+        if len(leaves) != len(m._outputs) or any(list(t.shape) != s for t, s in zip(leaves, m._outputs)):
+            shapes = [list(t.shape) for t in leaves]
             raise ProtocolError(
                 f"{m._label} returned floating tensors of shapes {shapes}, but {m._outputs} at the first call; "
                 "the output's structure must not depend on the values"
@@ -352,19 +358,22 @@ class _Worker:
         return leaves
 
     def value(self):
-        """The loss as a Python number, without autograd. The projection is summed in numpy (float64 or
-        complex128): the same sum as :meth:`scalar`, without a torch operator call per output tensor."""
+        """The loss as a Python number, without autograd (see :meth:`value_no_grad`)."""
         with torch.no_grad():
-            out = self.call()
-            if self.model._loss is not None:
-                return self.scalar(out).item()
-            total = 0.0
-            for t, p in zip(self._leaves(out), self.model._projection):
-                a = t.detach().cpu()
-                if a.dtype not in NUMPY_DTYPES:
-                    a = a.to(self.acc)
-                total = total + np.dot(a.numpy().reshape(-1), p.reshape(-1))
-            return total.item() if isinstance(total, np.generic) else total
+            return self.value_no_grad()
+
+    def value_no_grad(self):
+        """The loss as a Python number; the caller holds ``torch.no_grad``. The projection is summed in numpy
+        (float64 or complex128): the same sum as :meth:`scalar`, without a torch operator per output tensor."""
+        out = self.call()
+        if self.model._loss is not None:
+            return self.scalar(out).item()
+        total = 0.0
+        for t, p in zip(self._leaves(out), self.model._flat_projection):
+            if t.requires_grad or t.dtype not in NUMPY_DTYPES:
+                t = t.detach().to(self.acc)
+            total = total + np.dot(t.numpy().reshape(-1), p)
+        return total.item() if isinstance(total, np.generic) else total
 
 
 _THREADS_LOCK = threading.Lock()
@@ -576,17 +585,25 @@ def _promotion_hint(originals: dict, dtype) -> str:
 def _floating_leaves(out, what: str, complex_ok: bool = False) -> list[torch.Tensor]:
     """The floating tensors of an output, in order, through tuples, lists, dicts and named tuples (complex
     ones too under the complex step, where the floating outputs have become complex)."""
+    leaves: list[torch.Tensor] = []
+    _collect(out, leaves)
+    if not complex_ok and any(t.is_complex() for t in leaves):
+        raise ProtocolError(
+            f"{what} has a complex tensor; pass loss=lambda out: ... returning a real scalar of it"
+        )
+    return leaves
+
+
+def _collect(out, leaves: list) -> None:
     if isinstance(out, torch.Tensor):
-        if out.is_complex() and not complex_ok:
-            raise ProtocolError(
-                f"{what} has a complex tensor; pass loss=lambda out: ... returning a real scalar of it"
-            )
-        return [out] if out.is_floating_point() or out.is_complex() else []
-    if isinstance(out, Mapping):
-        return [t for k in out for t in _floating_leaves(out[k], f"{what}[{k!r}]", complex_ok)]
-    if isinstance(out, (tuple, list)):
-        return [t for i, x in enumerate(out) for t in _floating_leaves(x, f"{what}[{i}]", complex_ok)]
-    return []
+        if out.is_floating_point() or out.is_complex():
+            leaves.append(out)
+    elif isinstance(out, (tuple, list)):
+        for x in out:
+            _collect(x, leaves)
+    elif isinstance(out, Mapping):
+        for x in out.values():
+            _collect(x, leaves)
 
 
 def _describe_output(out) -> str:
