@@ -255,7 +255,8 @@ def main(argv=None) -> int:
     rate = gemm_rate()
     emit("# gradcheck benchmarks")
     emit()
-    flags = f"{' --quick' if args.quick else ''}{' --full-baselines' if args.full_baselines else ''}"
+    flags = f"{' --only torch' if args.only == 'torch' else ''}{' --quick' if args.quick else ''}"
+    flags += " --full-baselines" if args.full_baselines else ""
     emit(
         f"Command: `python benchmarks/run.py{flags}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -341,3 +344,55 @@ def test_a_missing_torch_skips_outside_ci_and_fails_under_ci():
         torch_or_skip({"CI": "true"}, absent)
     assert torch_or_skip({"CI": "true"}, lambda name: "the module") == "the module"
     assert ci({"CI": "1"}) and not ci({"CI": "false"}) and not ci({})
+
+
+# ---- docs/torch.md: its code runs and prints what it says
+DOC = ROOT / "docs" / "torch.md"
+PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s+(.+?)\s*$", flags=re.MULTILINE)
+
+
+def test_the_docs_page_code_runs_in_order_and_prints_what_it_says(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for code in blocks:
+        exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102  (the page's own code)
+        out = capsys.readouterr().out
+        for expected in PRINTS.findall(code):
+            assert expected in out, f"{expected!r} not in {out!r}"
+
+
+FORKED = """
+import torch
+import gradcheck.torch as gt
+torch.set_num_threads(2)
+a = torch.randn(600, 600, dtype=torch.float64)
+for _ in range(3):
+    a @ a  # the parent's OpenMP team has run: a forked child that goes parallel waits for it forever
+torch.manual_seed(0)
+m = torch.nn.Linear(200, 200).double()  # copying its 40,000-entry weight goes parallel on 2 threads
+r = gt.check_module(m, (torch.randn(200, dtype=torch.float64),), blocks=["bias"], mode="full", workers=2)
+print("passed", r.passed, torch.get_num_threads())
+"""
+
+
+def test_worker_processes_do_not_deadlock_after_the_parent_used_openmp_threads():
+    """Every torch operation of the model runs on one intra-op thread, so a worker process forked from a parent
+    whose OpenMP team was busy never opens a parallel region (before: a deadlock in clone, this test timed out)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FORKED],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the check with workers=2 hung (a forked worker waiting for OpenMP threads)")
+    assert proc.returncode == 0, err[-2000:]
+    assert "passed True 2" in out

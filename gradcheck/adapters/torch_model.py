@@ -39,6 +39,7 @@ processes (the model is pickled to them).
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import warnings
 from collections.abc import Mapping
@@ -142,7 +143,7 @@ class Model:
                 f"a torch Model has no recurrent states, but taps were given for {list(taps)}"
             )
         complex_ = any(np.iscomplexobj(p) for p in params.values())
-        with self._worker(complex_) as w, one_torch_thread():
+        with self._worker(complex_) as w:
             w.load(params)
             return call_model(self._label, w.value)
 
@@ -155,7 +156,7 @@ class Model:
         complex_ = deltas.dtype.kind == "c"
         out = np.empty(len(flat_idx), np.complex128 if complex_ else np.float64)
         stage = f"{self._label} with {name!r} perturbed"
-        with self._one_chunk_at_a_time, self._worker(complex_) as w, one_torch_thread(), torch.no_grad():
+        with self._one_chunk_at_a_time, self._worker(complex_) as w, torch.no_grad():
             w.load(params)
             flat = w.flat[name]
             for k, (j, d) in enumerate(zip(flat_idx, deltas)):
@@ -197,16 +198,21 @@ class Model:
 
     @contextmanager
     def _worker(self, complex_: bool):
-        """A private copy of the module and inputs for this thread's evaluations (taken from a free list)."""
-        with self._lock:
-            w = self._free[complex_].pop() if self._free[complex_] else None
-        if w is None:
-            w = _Worker(self, COMPLEX[self.dtype] if complex_ else self.dtype)
-        try:
-            yield w
-        finally:
+        """A private copy of the module and inputs for this thread's evaluations (taken from a free list), used
+        with torch on one intra-op thread. Every torch operation of the model runs inside this block, the copy
+        too: in a worker process forked from a parent whose OpenMP team was busy, an operation that went
+        parallel would wait forever for threads that do not exist in the child (seen: a deadlock in
+        ``clone``); with one thread torch never opens a parallel region."""
+        with one_torch_thread():
             with self._lock:
-                self._free[complex_].append(w)
+                w = self._free[complex_].pop() if self._free[complex_] else None
+            if w is None:
+                w = _Worker(self, COMPLEX[self.dtype] if complex_ else self.dtype)
+            try:
+                yield w
+            finally:
+                with self._lock:
+                    self._free[complex_].append(w)
 
     def _first_forward(self, originals: dict) -> None:
         """Run the forward at the point: learn the outputs' shapes (``_outputs``), draw the projection, refuse
@@ -378,6 +384,16 @@ class _Worker:
 
 _THREADS_LOCK = threading.Lock()
 _THREADS = {"depth": 0, "saved": 1}
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker process starts with its own lock and no open block (a parent thread may have held them)."""
+    global _THREADS_LOCK
+    _THREADS_LOCK = threading.Lock()
+    _THREADS.update(depth=0, saved=1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
