@@ -64,7 +64,9 @@ def section(emit, *, quick: bool = False, full_baselines: bool = False) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rows = _versus_torch(torch, gt, module, x, quick=quick, full_baselines=full_baselines)
+        rows = _versus_torch(
+            torch, gt, module, x, quick=quick, full_baselines=full_baselines, default_threads=threads
+        )
         design = _how_evaluations_run(torch, gt, module, x, quick=quick)
     finally:
         torch.set_num_threads(threads)
@@ -111,7 +113,7 @@ def _timed(fn):
     return out, time.perf_counter() - w0, _cpu() - c0
 
 
-def _versus_torch(torch, gt, module, x, *, quick: bool, full_baselines: bool):
+def _versus_torch(torch, gt, module, x, *, quick: bool, full_baselines: bool, default_threads: int):
     """[(what, evaluations, seconds, CPU seconds, passed)], torch's exact mode first."""
     rows = []
     entries = sum(p.numel() for p in module.parameters()) + x.numel()
@@ -130,6 +132,8 @@ def _versus_torch(torch, gt, module, x, *, quick: bool, full_baselines: bool):
             f"best of 2 on {n1} and on {n2} entries)"
         )
         rows.append((what, f"{2 * entries:,}", fixed + per * entries, cfixed + cper * entries, ok1 and ok2))
+    if not quick:  # what a user gets by default: torch's own intra-op thread count
+        rows.append(_default_threads(torch, module, x, entries, default_threads))
     fast = [_timed(lambda: torch_gradcheck(torch, module, x, fast=True)) for _ in range(3 if quick else 11)]
     rows.append(
         (
@@ -170,6 +174,23 @@ def _versus_torch(torch, gt, module, x, *, quick: bool, full_baselines: bool):
         )
     )
     return rows
+
+
+def _default_threads(torch, module, x, entries: int, n_default: int):
+    """torch.autograd.gradcheck exact with torch's default intra-op threads, extrapolated like the first row."""
+    torch.set_num_threads(n_default)
+    try:
+        t1, c1, n1, ok1 = torch_gradcheck(torch, module, x, fast=False, names=["bias_hh_l0"])
+        t2, c2, n2, ok2 = torch_gradcheck(torch, module, x, fast=False, names=["bias_ih_l0", "bias_hh_l0"])
+    finally:
+        torch.set_num_threads(1)
+    per, cper = (t2 - t1) / (n2 - n1), (c2 - c1) / (n2 - n1)
+    fixed, cfixed = max(0.0, t1 - n1 * per), max(0.0, c1 - n1 * cper)
+    what = (
+        f"torch.autograd.gradcheck exact with torch's default {n_default} intra-op threads (extrapolated: "
+        f"{fixed:.2f} s + {per * 1e3:.2f} ms per entry, from {n1} and {n2} entries)"
+    )
+    return (what, f"{2 * entries:,}", fixed + per * entries, cfixed + cper * entries, ok1 and ok2)
 
 
 def _how_evaluations_run(torch, gt, module, x, *, quick: bool):
