@@ -50,13 +50,15 @@ def table(reports: dict, caught) -> list[str]:
     for bug in tc.BUGS:
         r = reports[bug]
         bad = [row.label for row in r.rows if not row.passed]
-        rows = ", ".join(bad) if len(bad) <= 4 else f"{len(bad)} of {len(r.rows)} (all but {_passing(r)})"
+        passing = [row.label for row in r.rows if row.passed]
+        rows = ", ".join(bad) if len(bad) <= 4 else f"{len(bad)} of {len(r.rows)}"
+        rows += f" (all but {', '.join(passing)})" if len(bad) > 4 and passing else ""
         fb = r.first_bad_step
         step = f"{fb['name']} at t={fb['t']}" if fb else "-"
         w = r.worst_first()[0]
         yes = {True: "caught", False: "passed"}
         lines.append(
-            f"| {bug} | {tc.BUGS[bug][1]} | {rows} | {step} | {w.label} {tuple(w.worst_index)} | "
+            f"| {bug} | {tc.BUGS[bug][1]} | {rows} | {step} | {w.label} ({', '.join(map(str, w.worst_index))}) | "
             f"{yes[caught(bug, False)]} | {yes[caught(bug, True)]} |"
         )
     ok = reports[None].passed and all(not reports[b].passed for b in tc.BUGS)
@@ -66,10 +68,6 @@ def table(reports: dict, caught) -> list[str]:
         f"{sum(not reports[b].passed for b in tc.BUGS)} of {len(tc.BUGS)}" + ("" if ok else " (NOT ALL)")
     )
     return lines
-
-
-def _passing(r) -> str:
-    return ", ".join(row.label for row in r.rows if row.passed)
 
 
 def main(argv=None) -> int:

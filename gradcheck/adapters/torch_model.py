@@ -26,14 +26,14 @@ The module and the inputs are copied when the model is made (the module with ``c
 changes them, and later changes to them do not move the point. A forward that gives two different losses at
 the same point (dropout in training mode) is refused when the model is made.
 
-Speed (measured: ``python benchmarks/run.py --only torch``, docs/benchmarks.md and docs/torch.md): the model
-declares "batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a private copy of
-the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch call to move an
-entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made a small forward
-1.5-20x slower on a shared 2-core machine). Chunks are evaluated one at a time: two chunk threads gave the same
-median time per evaluation and, now and then, 10-60x slower chunks (each torch operator releases and retakes
-the GIL, and on a loaded machine every hand-over waits for the scheduler). ``workers=N`` runs chunks in N
-processes (the model is pickled to them).
+Speed (measured: ``python benchmarks/run.py --only torch`` and ``benchmarks/torch_choices.py``; docs/torch.md):
+the model declares "batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a
+private copy of the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch
+call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
+small forward slower on a shared 2-core machine, up to 57x in torch's own gradcheck). Chunks are evaluated one at
+a time: two chunk threads were at best 12% faster by median and at worst 10x slower (each torch operator releases
+and retakes the GIL, and on a loaded machine every hand-over can wait for the scheduler). ``workers=N`` runs
+chunks in N processes (the model is pickled to them).
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ class _Worker:
         """The loss of an output: the user's ``loss(output)``, or the projection (see the module doc)."""
         m = self.model
         if m._loss is not None:
-            value = m._loss(out)
+            value = call_model("loss(output)", m._loss, out)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 raise ProtocolError(
                     f"loss(output) must return a scalar tensor (one element), got {_describe_output(value)}"
