@@ -399,3 +399,10 @@ def test_worker_processes_do_not_deadlock_after_the_parent_used_openmp_threads()
         pytest.fail("the check with workers=2 hung (a forked worker waiting for OpenMP threads)")
     assert proc.returncode == 0, err[-2000:]
     assert "passed True 2" in out
+
+
+def test_the_pytest_fixture_takes_a_torch_model(gradcheck):
+    report = gradcheck(gt.Model(ScaledLinear(4), (x64(4),)))
+    assert report.passed and "torch" in report.settings
+    with pytest.raises(AssertionError, match="weight"):
+        gradcheck(gt.Model(ScaledLinear(4, bug=1e-3), (x64(4),)))
