@@ -18,6 +18,6 @@ except ImportError as exc:  # a clear message instead of a failure deep inside t
         "(torch==2.13.0, the CPU build)"
     ) from exc
 
-from .adapters.torch_model import Model, check_function, check_module, one_torch_thread
+from .adapters.torch_model import Model, check_function, check_module
 
-__all__ = ["Model", "check_function", "check_module", "one_torch_thread"]
+__all__ = ["Model", "check_function", "check_module"]

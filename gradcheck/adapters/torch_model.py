@@ -414,41 +414,18 @@ def one_torch_thread():
                 torch.set_num_threads(_THREADS["saved"])
 
 
-def check_function(
-    fn, inputs, *, time_axis=None, split=None, loss=None, dtype=torch.float64, complex_step=False, **options
-):
+def check_function(fn, inputs, *, time_axis=None, split=None, loss=None, **options):
     """Check ``fn``'s backward (autograd) against finite differences of its forward at ``inputs``; the Report.
 
     Rows: every floating tensor of ``inputs`` (a module passed as ``fn`` keeps its parameters fixed; see
-    :func:`check_module`). ``time_axis``, ``split``, ``loss``, ``dtype``, ``complex_step``: see :class:`Model`;
-    ``options``: the keywords of :func:`gradcheck.check` (``method``, ``mode``, ``seed``, ``rtol``, ...). The
-    projection uses the check's ``seed``.
+    :func:`check_module`). ``time_axis``, ``split``, ``loss`` and the keywords ``dtype`` and ``complex_step``:
+    see :class:`Model`; the other ``options``: the keywords of :func:`gradcheck.check` (``method``, ``mode``,
+    ``seed``, ``rtol``, ...). The projection uses the check's ``seed``.
     """
-    model = Model(
-        fn,
-        inputs,
-        loss=loss,
-        time_axis=time_axis,
-        split=split,
-        dtype=dtype,
-        seed=options.get("seed", 0),
-        complex_step=complex_step,
-        check_parameters=False,
-    )
-    return check(model, **options)
+    return _checked(fn, inputs, False, loss, time_axis, split, **options)
 
 
-def check_module(
-    module,
-    inputs,
-    *,
-    loss=None,
-    time_axis=None,
-    split=None,
-    dtype=torch.float64,
-    complex_step=False,
-    **options,
-):
+def check_module(module, inputs, *, loss=None, time_axis=None, split=None, **options):
     """Check ``module``'s backward for every named parameter and every floating input; the Report.
 
     ``split`` names parameters or inputs (``{"weight_ih_l0": (0, ["i", "f", "g", "o"])}``: torch's LSTM gate
@@ -459,8 +436,24 @@ def check_module(
             f"check_module: expected a torch.nn.Module, got {v.describe(module)}; for a function use "
             "gradcheck.torch.check_function"
         )
+    return _checked(module, inputs, True, loss, time_axis, split, **options)
+
+
+def _checked(
+    fn,
+    inputs,
+    parameters: bool,
+    loss,
+    time_axis,
+    split,
+    *,
+    dtype=torch.float64,
+    complex_step=False,
+    **options,
+):
+    """The Model of ``fn`` at ``inputs`` (projection seeded with the check's seed), checked with ``options``."""
     model = Model(
-        module,
+        fn,
         inputs,
         loss=loss,
         time_axis=time_axis,
@@ -468,7 +461,7 @@ def check_module(
         dtype=dtype,
         seed=options.get("seed", 0),
         complex_step=complex_step,
-        check_parameters=True,
+        check_parameters=parameters,
     )
     return check(model, **options)
 
