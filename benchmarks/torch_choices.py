@@ -2,7 +2,7 @@
 
     python benchmarks/torch_choices.py [--rounds 12]
 
-1. Chunks one at a time (the default) against two chunk threads at once: ``--rounds`` alternating full checks of
+1. Chunks one at a time (the fallback after a stall) against two chunk threads at once (never falling back): ``--rounds`` alternating full checks of
    the two bias blocks (1,600 evaluations each, chunks of 128, diagnosis off); median and worst microseconds per
    evaluation of each.
 2. ``torch.no_grad`` against ``torch.inference_mode`` for a plain ``nn.LSTM`` forward: CPU microseconds per call,
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -31,7 +30,8 @@ def threads_vs_serial(rounds: int) -> dict:
     module = torch.nn.LSTM(50, 100).double()
     x = torch.randn(4, 1, 50, dtype=torch.float64)
     serial, threaded = gt.Model(module, (x,)), gt.Model(module, (x,))
-    threaded._one_chunk_at_a_time = contextlib.nullcontext()  # the lock that serialises chunks, removed
+    serial._chunks.serial = True  # one chunk at a time (the fallback after a stall)
+    threaded._chunks.STALL = float("inf")  # never falls back: two chunk threads throughout
     out: dict = {"one at a time": [], "2 chunk threads": []}
     for _ in range(rounds):
         for name, model in (("one at a time", serial), ("2 chunk threads", threaded)):

@@ -406,3 +406,35 @@ def test_the_pytest_fixture_takes_a_torch_model(gradcheck):
     assert report.passed and "torch" in report.settings
     with pytest.raises(AssertionError, match="weight"):
         gradcheck(gt.Model(ScaledLinear(4, bug=1e-3), (x64(4),)))
+
+
+def test_chunks_run_concurrently_until_one_stalls_then_one_at_a_time():
+    import threading
+    import time
+
+    from gradcheck.adapters.torch_model import _ChunkGate
+
+    gate = _ChunkGate()
+    gate.note(0.0256, 256)  # 100 us per evaluation
+    gate.note(0.0768, 256)  # 300 us: the machine got busier, within 4x of the best
+    gate.note(0.01, 8)  # too short to be timed
+    assert not gate.serial and gate.best == pytest.approx(1e-4)
+
+    def overlap(g) -> bool:
+        inside, seen = [], []
+
+        def chunk():
+            with g.enter(1):
+                inside.append(1)
+                time.sleep(0.05)
+                seen.append(len(inside))
+                inside.pop()
+
+        threads = [threading.Thread(target=chunk) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        return max(seen) == 2
+
+    assert overlap(gate)
+    gate.note(0.2048, 256)  # 800 us: 8x the best, a stall
+    assert gate.serial and not overlap(gate)

@@ -30,10 +30,11 @@ Speed (measured: ``python benchmarks/run.py --only torch`` and ``benchmarks/torc
 the model declares "batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a
 private copy of the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch
 call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
-small forward slower on a shared 2-core machine, up to 57x in torch's own gradcheck). Chunks are evaluated one at
-a time: two chunk threads were at best 12% faster by median and at worst 10x slower (each torch operator releases
-and retakes the GIL, and on a loaded machine every hand-over can wait for the scheduler). ``workers=N`` runs
-chunks in N processes (the model is pickled to them).
+small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). Chunks run concurrently on
+the checker's chunk threads (torch releases the GIL inside its operators: 1.7x faster on an idle 2-core
+machine) until one chunk takes 4x the best time per evaluation seen so far; from then on one at a time (on a
+loaded machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower were
+measured). ``workers=N`` runs chunks in N processes (the model is pickled to them).
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 import warnings
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -117,7 +119,7 @@ class Model:
             )
         originals = {n: t.dtype for n, t in {**param_values, **input_values}.items()}
         if not originals:
-            raise ProtocolError(_nothing_to_check(inputs, fixed))
+            raise ProtocolError(_nothing_to_check(fixed))
         self._params = [n for n in param_values]
         self._inputs = [n for n in input_values]
         self._values = {
@@ -128,7 +130,7 @@ class Model:
         v.no_overlap(self.time_axes, self.splits)
         self.capabilities = frozenset({"batched", "complex"} if complex_step else {"batched"})
         self._lock, self._free = threading.Lock(), {False: [], True: []}
-        self._one_chunk_at_a_time = threading.Lock()  # see "Speed" in the module doc
+        self._chunks = _ChunkGate()  # concurrent chunks, one at a time after a stall (see "Speed" above)
         self._projection = None  # drawn at the first forward, from the output's floating tensors
         self._first_forward(originals)
         self.report_settings = {"torch": self._settings(originals, fixed)}
@@ -156,7 +158,7 @@ class Model:
         complex_ = deltas.dtype.kind == "c"
         out = np.empty(len(flat_idx), np.complex128 if complex_ else np.float64)
         stage = f"{self._label} with {name!r} perturbed"
-        with self._one_chunk_at_a_time, self._worker(complex_) as w, torch.no_grad():
+        with self._chunks.enter(len(out)), self._worker(complex_) as w, torch.no_grad():
             w.load(params)
             flat = w.flat[name]
             for k, (j, d) in enumerate(zip(flat_idx, deltas)):
@@ -261,7 +263,8 @@ class Model:
             "output_shapes": self._outputs,
             "held_fixed": fixed,
             "intra_op_threads_while_differencing": 1,
-            "chunks": "one at a time in this process (workers=N: N processes)",
+            "chunks": "concurrent on the checker's chunk threads; one at a time after a chunk ran 4x slower per "
+            "evaluation than the best (workers=N: N processes)",
         }
 
     def __repr__(self) -> str:
@@ -276,12 +279,44 @@ class Model:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_lock"], state["_one_chunk_at_a_time"], state["_free"] = None, None, {False: [], True: []}
+        state["_lock"], state["_chunks"], state["_free"] = None, None, {False: [], True: []}
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._lock, self._one_chunk_at_a_time = threading.Lock(), threading.Lock()
+        self._lock, self._chunks = threading.Lock(), _ChunkGate()
+
+
+class _ChunkGate:
+    """Chunks of ``loss_batch`` run concurrently (the checker's chunk threads) until one of them took ``STALL``
+    times the best time per evaluation seen so far; from then on they run one at a time (see "Speed" in the
+    module doc: with two threads every torch operator hands the GIL over, and on a loaded machine a hand-over
+    can wait for the scheduler)."""
+
+    STALL = 4.0
+    MIN_EVALUATIONS = 16  # shorter chunks are not timed
+
+    def __init__(self):
+        self.serial = False
+        self.best = float("inf")  # seconds per evaluation
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def enter(self, evaluations: int):
+        gate = self._lock if self.serial else nullcontext()
+        with gate:
+            t0 = time.perf_counter()
+            yield
+            self.note(time.perf_counter() - t0, evaluations)
+
+    def note(self, seconds: float, evaluations: int) -> None:
+        """Record a chunk's time; a stall switches to one chunk at a time for the model's lifetime."""
+        if evaluations < self.MIN_EVALUATIONS:
+            return
+        per = seconds / evaluations
+        if per > self.STALL * self.best:
+            self.serial = True
+        self.best = min(self.best, per)
 
 
 class _Worker:
@@ -570,7 +605,7 @@ def _as_array(name: str, t: torch.Tensor, dtype: torch.dtype, kind: str) -> np.n
     return v.float_array(what, t.detach().to(dtype).cpu().numpy())
 
 
-def _nothing_to_check(inputs, fixed: list[str]) -> str:
+def _nothing_to_check(fixed: list[str]) -> str:
     found = ", ".join(fixed) if fixed else "none"
     return (
         f"inputs: no floating-point tensor to check (inputs held fixed: {found}); pass float tensors "
