@@ -32,7 +32,7 @@ private copy of the module and the inputs (a numpy view of each tensor's storage
 call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
 small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). Chunks run concurrently on
 the checker's chunk threads (torch releases the GIL inside its operators: 1.7x faster on an idle 2-core
-machine) until one chunk takes 4x the best time per evaluation seen so far; from then on one at a time (on a
+machine) until one chunk takes 8x the median time per evaluation of the recent chunks; from then on one at a time (on a
 loaded machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower were
 measured). ``workers=N`` runs chunks in N processes (the model is pickled to them).
 """
@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import copy
 import os
+import statistics
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 
@@ -263,8 +265,8 @@ class Model:
             "output_shapes": self._outputs,
             "held_fixed": fixed,
             "intra_op_threads_while_differencing": 1,
-            "chunks": "concurrent on the checker's chunk threads; one at a time after a chunk ran 4x slower per "
-            "evaluation than the best (workers=N: N processes)",
+            "chunks": "concurrent on the checker's chunk threads; one at a time after a chunk ran 8x slower per "
+            "evaluation than the median of the recent ones (workers=N: N processes)",
         }
 
     def __repr__(self) -> str:
@@ -289,16 +291,19 @@ class Model:
 
 class _ChunkGate:
     """Chunks of ``loss_batch`` run concurrently (the checker's chunk threads) until one of them took ``STALL``
-    times the best time per evaluation seen so far; from then on they run one at a time (see "Speed" in the
-    module doc: with two threads every torch operator hands the GIL over, and on a loaded machine a hand-over
-    can wait for the scheduler)."""
+    times the median time per evaluation of the recent chunks; from then on they run one at a time (see "Speed"
+    in the module doc: with two threads every torch operator hands the GIL over, and on a loaded machine a
+    hand-over can wait for the scheduler). The median, not the best: a chunk running alone is up to ~2x faster
+    per evaluation than two running together, and a busy moment doubles it again without being a stall."""
 
-    STALL = 4.0
+    STALL = 8.0
+    RECENT = 32  # chunks the median is taken over
+    MIN_CHUNKS = 4  # timed chunks before a stall can be called
     MIN_EVALUATIONS = 16  # shorter chunks are not timed
 
     def __init__(self):
         self.serial = False
-        self.best = float("inf")  # seconds per evaluation
+        self.recent: deque = deque(maxlen=self.RECENT)  # seconds per evaluation
         self._lock = threading.Lock()
 
     @contextmanager
@@ -314,9 +319,9 @@ class _ChunkGate:
         if evaluations < self.MIN_EVALUATIONS:
             return
         per = seconds / evaluations
-        if per > self.STALL * self.best:
+        if len(self.recent) >= self.MIN_CHUNKS and per > self.STALL * statistics.median(self.recent):
             self.serial = True
-        self.best = min(self.best, per)
+        self.recent.append(per)
 
 
 class _Worker:
