@@ -31,10 +31,10 @@ the model declares "batched": ``loss_batch`` evaluates a chunk of single-entry p
 private copy of the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch
 call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
 small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). Chunks run concurrently on
-the checker's chunk threads (torch releases the GIL inside its operators: 1.7x faster on an idle 2-core
-machine) until one chunk takes 8x the median time per evaluation of the recent chunks; from then on one at a time (on a
-loaded machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower were
-measured). ``workers=N`` runs chunks in N processes (the model is pickled to them).
+the checker's chunk threads (torch releases the GIL inside its operators: 1.5-2x faster on an idle 2-core
+machine) until one chunk takes 8x the median time per evaluation of the recent chunks; from then on one at a
+time (on a loaded machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower
+were measured). ``workers=N`` runs chunks in N processes (the model is pickled to them).
 """
 
 from __future__ import annotations
