@@ -1,6 +1,6 @@
 """Speed benchmark of the full check, the screen and the baselines, in one process and one run.
 
-    python benchmarks/run.py [--quick] [--full-baselines] [--out reports/benchmarks.md]
+    python benchmarks/run.py [--quick] [--full-baselines] [--only {all,torch}] [--out reports/benchmarks.md]
 
 Measures, at the write-up's size (50, 100, 4) and a larger one (64, 128, 20):
 
@@ -14,7 +14,9 @@ Measures, at the write-up's size (50, 100, 4) and a larger one (64, 128, 20):
 
 and prints ratios to the baselines, the effective rate against this machine's measured float64 GEMM rate, and
 peak memory (tracemalloc, numpy allocations). It also measures how the cost grows with P*T (4+ sizes), the extra
-memory of a full check at hidden 1024, and the screen's detection threshold for a single wrong entry.
+memory of a full check at hidden 1024, and the screen's detection threshold for a single wrong entry. With torch
+installed, a PyTorch section (``benchmarks/torch_lstm.py``): ``torch.nn.LSTM(50, 100)`` through
+``gradcheck.torch`` beside ``torch.autograd.gradcheck`` exact and fast (``--only torch``: that section alone).
 Speed is reported as ratios measured in the same run; nothing here is a test.
 """
 
@@ -34,6 +36,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gradcheck import ReferenceLSTM, check  # noqa: E402
 from gradcheck import finite_diff as fd  # noqa: E402
 from lstm_ref.model import _forward, step_losses  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_lstm  # noqa: E402  (the PyTorch section; it imports torch only when run)
 
 
 def gemm_rate(n: int = 1024, repeat: int = 5) -> float:
@@ -259,6 +264,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--out", default=os.path.join("reports", "benchmarks.md"), help="where to write the table"
     )
+    ap.add_argument(
+        "--only",
+        choices=["all", "torch"],
+        default="all",
+        help="torch: only the PyTorch section (torch_lstm.py)",
+    )
     args = ap.parse_args(argv)
 
     lines = []
@@ -271,7 +282,8 @@ def main(argv=None) -> int:
     rate = gemm_rate()
     emit("# gradcheck benchmarks")
     emit()
-    flags = f"{' --quick' if args.quick else ''}{' --full-baselines' if args.full_baselines else ''}"
+    flags = f"{' --only torch' if args.only == 'torch' else ''}{' --quick' if args.quick else ''}"
+    flags += " --full-baselines" if args.full_baselines else ""
     emit(
         f"Command: `python benchmarks/run.py{flags}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
@@ -279,6 +291,9 @@ def main(argv=None) -> int:
     )
     emit(f"Measured float64 GEMM rate: {rate / 1e9:.1f} GFLOP/s.")
     emit()
+    if args.only == "torch":
+        torch_lstm.section(emit, quick=args.quick, full_baselines=args.full_baselines)
+        return _write(lines, args.out, load0)
     emit(
         "| size (x_dim, hidden, T) | what | evaluations | time (s) | vs naive loop (model.loss) | "
         "vs naive loop (unchecked core) | vs torch gradcheck exact | naive-equivalent GFLOP/s (% of GEMM rate) | "
@@ -445,10 +460,20 @@ def main(argv=None) -> int:
     for row in localisation_counts():
         emit(row)
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as fh:
+    emit()
+    torch_lstm.section(emit, quick=args.quick, full_baselines=args.full_baselines)
+    return _write(lines, args.out, None)
+
+
+def _write(lines: list[str], out: str, load0) -> int:
+    if load0 is not None:
+        lines.append("")
+        lines.append(f"Load average at the start {load0[0]:.2f}, at the end {os.getloadavg()[0]:.2f}.")
+        print(lines[-1])
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {out}")
     return 0
 
 

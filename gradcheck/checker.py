@@ -88,6 +88,7 @@ def check(
     }
     if plan.mode == "screen":
         settings["screen"] = screen.settings(plan, screened, roots, rows)
+    settings = spec.report_settings | settings  # what the model records (protocol: report_settings)
     return Report(
         rows=rows,
         seed=plan.seed,

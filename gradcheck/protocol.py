@@ -40,10 +40,14 @@ Optional attributes, declared, never guessed:
   index (label ``x[t=3]``); such rows take part in locating the first bad step, like state rows.
 - ``splits`` (``{name: (axis, part_names)}``): that parameter is reported as equal contiguous parts along
   ``axis``, one row each (label ``Wx:i``; every entry still checked).
+- ``report_settings`` (a JSON-serialisable dict with string keys): copied into the report's ``settings`` (what
+  the model did that the report should record, e.g. ``{"torch": {"promoted_from": "float32"}}``); the
+  checker's own keys win over the model's.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +78,7 @@ class ModelSpec:
     dtype: np.dtype
     time_axes: dict[str, int] = field(default_factory=dict)
     splits: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    report_settings: dict = field(default_factory=dict)
 
 
 def call_model(stage: str, fn, *args, **kwargs):
@@ -106,7 +111,20 @@ def inspect_model(model) -> ModelSpec:
     both = sorted(set(time_axes) & set(splits))
     if both:
         raise ProtocolError(f"{both}: a parameter has either a time axis or a split, not both")
-    return ModelSpec(params, caps, dtype, time_axes, splits)
+    report_settings = _report_settings(getattr(model, "report_settings", None))
+    return ModelSpec(params, caps, dtype, time_axes, splits, report_settings)
+
+
+def _report_settings(declared) -> dict:
+    """The model's ``report_settings``: a dict with string keys that JSON can write (a copy)."""
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict) or not all(isinstance(k, str) for k in declared):
+        raise ProtocolError(f"report_settings must be a dict with string keys, got {type(declared).__name__}")
+    try:
+        return json.loads(json.dumps(declared))
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"report_settings must be JSON-serialisable: {exc}") from None
 
 
 def _parameters(raw) -> dict[str, np.ndarray]:
