@@ -17,7 +17,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "report",
         help="render a saved JSON report again (HTML, Markdown, JUnit) without the model",
-        description=__doc__.split(":", 1)[1].strip(),
+        description="Render a saved JSON report again, without the model: byte for byte what gradcheck run "
+        "wrote from the same check (the formats read only the report). A self-test JSON (reports/selftest.json) "
+        "gives the self-test page with --html. With no output path it prints the report as gradcheck run does.",
         epilog="exit codes: 0 written; 2 usage error (a missing or unreadable file, a JSON that is not a "
         "gradcheck report, a report written by a newer gradcheck, an unwritable path)",
     )
