@@ -222,7 +222,7 @@ def run(configs: int, seed: int, *, out=print) -> int:
         st = stats[case.name]
         st["configs"] += 1
         model = case.build(None, sizes)
-        report = check(model)
+        report = check(model, mode="full")
         st["max_ratio"] = max(st["max_ratio"], max(r.ratio for r in report.rows))
         if not report.passed:
             st["false"].append((sizes, [r.label for r in report.failing]))
@@ -231,7 +231,7 @@ def run(configs: int, seed: int, *, out=print) -> int:
             expect = expectation(sizes)
             if expect is None:
                 continue
-            report = check(case.build(bug, sizes))
+            report = check(case.build(bug, sizes), mode="full")
             problem = localised(report, expect)
             tally["applicable"] += 1
             tally["caught"] += not report.passed

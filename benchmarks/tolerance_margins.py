@@ -94,7 +94,7 @@ def measure(job) -> dict:
         seed=cfg["seed"],
         dtype=dtype,
     )
-    rep = check(model, method=method, diagnose=False)
+    rep = check(model, method=method, mode="full", diagnose=False)
     worst = max(rep.rows, key=lambda r: r.ratio)
     out = dict(
         cfg,
@@ -107,7 +107,7 @@ def measure(job) -> dict:
         ("block", cfg["block"], block_error, False),
         ("entry", cfg["entry_block"], entry_error, True),
     ):
-        prep = check(Planted(model, block, err, entry=entry), method=method, diagnose=False)
+        prep = check(Planted(model, block, err, entry=entry), method=method, mode="full", diagnose=False)
         row = next(r for r in prep.rows if r.kind == "param" and r.name == block)
         others = [r.label for r in prep.failing if r.label != block]
         out[f"{key}_ratio"] = row.ratio
