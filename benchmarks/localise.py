@@ -39,6 +39,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from _planted import Counting
 
 from gradcheck import ReferenceLSTM
 from gradcheck import finite_diff as fd
@@ -49,33 +52,6 @@ from gradcheck.tolerance import NOISE_FACTOR, compare, default_rtol
 
 SCREEN_STREAM, K = 7, 16
 drop_carry = BY_NAME["drop_ds_next"].backward
-
-
-class CountingLSTM:
-    """The reference LSTM declaring only ``{"complex"}``: every evaluation is one counted ``loss()`` call.
-    ``plant(pg, sg)`` changes the analytic gradients in place."""
-
-    capabilities = frozenset({"complex"})
-
-    def __init__(self, *args, plant=None, backward=None, **kwargs):
-        self.ref = ReferenceLSTM(*args, backward=backward, **kwargs)
-        self.plant = plant
-        self.calls = 0
-
-    def parameters(self):
-        return self.ref.parameters()
-
-    def loss(self, params, taps=None):
-        self.calls += 1
-        return self.ref.loss(params, taps)
-
-    def gradients(self, params):
-        pg, sg = self.ref.gradients(params)
-        pg = {k: np.array(v, copy=True) for k, v in pg.items()}
-        sg = {k: np.array(v, copy=True) for k, v in sg.items()}
-        if self.plant is not None:
-            self.plant(pg, sg)
-        return pg, sg
 
 
 def entry_bugs(name, indices, rel):
@@ -174,24 +150,24 @@ def count_scenarios(seed: int = 0):
         tuple(int(i) for i in np.unravel_index(j, (100, 150))) for j in rng.choice(15000, 5, replace=False)
     ]
     return [
-        ("correct model", CountingLSTM(50, 100, 4, seed=seed), 700, {}, True),
+        ("correct model", Counting(50, 100, 4, seed=seed), 700, {}, True),
         (
             "one wrong entry of wi (0.1%)",
-            CountingLSTM(50, 100, 4, seed=seed, plant=entry_bugs("wi", [(37, 81)], 1e-3)),
+            Counting(50, 100, 4, seed=seed, plant=entry_bugs("wi", [(37, 81)], 1e-3)),
             1000,
             {"wi": {(37, 81)}},
             False,
         ),
         (
             "five wrong entries of wi (0.1%)",
-            CountingLSTM(50, 100, 4, seed=seed, plant=entry_bugs("wi", five, 1e-3)),
+            Counting(50, 100, 4, seed=seed, plant=entry_bugs("wi", five, 1e-3)),
             2000,
             {"wi": set(five)},
             False,
         ),
         (
             "dropped cell-state carry",
-            CountingLSTM(50, 100, 4, seed=seed, backward=drop_carry),
+            Counting(50, 100, 4, seed=seed, backward=drop_carry),
             3000,
             None,
             False,

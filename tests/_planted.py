@@ -25,6 +25,21 @@ class Planted(ReferenceLSTM):
         return pg, sg
 
 
+class Counting(Planted):
+    """The (planted) reference declaring only ``{"complex"}``, not its batched capability: every evaluation is
+    one counted ``loss()`` call (``calls``)."""
+
+    capabilities = frozenset({"complex"})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def loss(self, params, taps=None):
+        self.calls += 1
+        return super().loss(params, taps)
+
+
 class entry_bug:  # noqa: N801 (a picklable closure: plants travel to worker processes)
     """Entry ``index`` of block ``name`` off by ``rel`` times the block's largest |gradient|."""
 

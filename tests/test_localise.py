@@ -7,7 +7,7 @@ import concurrent.futures as cf
 
 import numpy as np
 import pytest
-from _planted import backward_without_ds_next
+from _planted import Counting, backward_without_ds_next
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,26 +18,6 @@ from gradcheck.fast.chunked import ChunkedEvaluator
 from gradcheck.tolerance import default_rtol
 
 RTOL = {m: default_rtol(np.float64, m) for m in fd.METHODS}
-
-
-class Counting:
-    """The reference LSTM declaring only {"complex"}: every evaluation is one counted ``loss()`` call."""
-
-    capabilities = frozenset({"complex"})
-
-    def __init__(self, *args, **kwargs):
-        self.ref = ReferenceLSTM(*args, **kwargs)
-        self.calls = 0
-
-    def parameters(self):
-        return self.ref.parameters()
-
-    def loss(self, params, taps=None):
-        self.calls += 1
-        return self.ref.loss(params, taps)
-
-    def gradients(self, params):
-        return self.ref.gradients(params)
 
 
 def evaluator(model, method="complex", **kw):
