@@ -7,6 +7,7 @@ Every validator takes the option's name and value and returns the value in its c
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 
@@ -70,3 +71,17 @@ def number_text(text: str, *, allow_zero: bool = False) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ProtocolError(f"expected a finite number {'>= 0' if allow_zero else '> 0'}, got {text!r}")
     return value
+
+
+def argtype(parse, **kw):
+    """An argparse ``type=`` function from an option parser of this module (``count_text``, ``number_text``):
+    its message becomes argparse's one-line usage error (the command line's and pytest's option parsing)."""
+
+    def convert(text: str):
+        try:
+            return parse(text, **kw)
+        except ProtocolError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert

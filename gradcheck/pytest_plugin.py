@@ -27,23 +27,10 @@ import argparse
 
 import pytest
 
-from .errors import ProtocolError
-from .options import AUTO, METHODS, count_text, number_text
+from .options import AUTO, METHODS, argtype, count_text, number_text
 
 MARKER_KEYS = ("method", "eps", "rtol", "atol", "seed", "diagnose")
 PLUGIN_METHODS = (AUTO, *METHODS)
-
-
-def _option(parse, **kw):
-    """An option parser of gradcheck.options as an argparse type (pytest's option parsing is argparse's)."""
-
-    def convert(text: str):
-        try:
-            return parse(text, **kw)
-        except ProtocolError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def _method(text: str) -> str:
@@ -57,9 +44,9 @@ OPTIONS = {  # name -> (parser, help)
         _method,
         f"finite-difference method: {', '.join(PLUGIN_METHODS)} (default auto, as gradcheck run)",
     ),
-    "rtol": (_option(number_text), "relative tolerance (default: per method and dtype)"),
-    "atol": (_option(number_text, allow_zero=True), "absolute tolerance floor (default 0)"),
-    "seed": (_option(count_text, lowest=0), "seed recorded in the report (default 0)"),
+    "rtol": (argtype(number_text), "relative tolerance (default: per method and dtype)"),
+    "atol": (argtype(number_text, allow_zero=True), "absolute tolerance floor (default 0)"),
+    "seed": (argtype(count_text, lowest=0), "seed recorded in the report (default 0)"),
 }
 
 
