@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError, ProtocolError
+from .errors import ProtocolError
 from .protocol import ModelSpec, as_scalar_loss, call_model, split_gradients
 
 
@@ -134,4 +134,4 @@ def _copies(params):
     return {k: v.copy() for k, v in params.items()}
 
 
-__all__ = ["Analytic", "ModelError", "read_analytic"]
+__all__ = ["Analytic", "ignored_taps", "read_analytic"]

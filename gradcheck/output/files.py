@@ -113,11 +113,6 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def write_atomic(path: str, data: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a truncated file."""
-    write_all({path: data})
-
-
 def write_all(files: dict[str, str]) -> None:
     """Write every ``path: text`` pair (see the module doc): all temporaries first, then the FIFOs and devices,
     then the renames, so a failure while writing leaves every previous file intact. Temporaries are removed on
