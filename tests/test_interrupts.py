@@ -104,9 +104,12 @@ def _survivors(pgid: int, wait: float = 3.0) -> list[str]:
     return left
 
 
-def _interrupt(argv: list[str], cwd, rng: random.Random, way: int, signals: int = 1, delay=None) -> dict:
-    """Start a run in ``cwd``, wait for its handlers, sleep a random moment, signal it; what happened (``written``:
-    the files it left in ``cwd``, bytecode caches aside)."""
+def _interrupt(
+    argv: list[str], cwd, rng: random.Random, way: int, signals: int = 1, delay=None, ready: str = ""
+) -> dict:
+    """Start a run in ``cwd``, wait for its handlers (and for the file ``ready`` in ``cwd`` if named), sleep a
+    random moment, signal it; what happened (``written``: the files it left in ``cwd``, bytecode caches and
+    ``ready`` aside)."""
     sig, to_group = WAYS[way % len(WAYS)]
     cwd.mkdir(exist_ok=True)
     there = set(cwd.rglob("*"))
@@ -114,6 +117,8 @@ def _interrupt(argv: list[str], cwd, rng: random.Random, way: int, signals: int 
     try:
         end = time.monotonic() + 60
         while not _handlers_in_place(proc.pid) and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.005)
+        while ready and not (cwd / ready).exists() and proc.poll() is None and time.monotonic() < end:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, MAX_DELAY) if delay is None else delay)
         early = proc.poll() is not None  # ended before it was interrupted: the run is too short
@@ -140,7 +145,9 @@ def _interrupt(argv: list[str], cwd, rng: random.Random, way: int, signals: int 
         "stdout": out,
         "survivors": _survivors(proc.pid),
         "written": sorted(
-            str(p.relative_to(cwd)) for p in set(cwd.rglob("*")) - there if "__pycache__" not in p.parts
+            str(p.relative_to(cwd))
+            for p in set(cwd.rglob("*")) - there
+            if "__pycache__" not in p.parts and p.name != ready
         ),
     }
 
@@ -204,18 +211,26 @@ def test_dask_runs_interrupted_at_random_moments_exit_130(tmp_path, dask_cluster
 # ------------------------------------------------------------------------ a model that swallows Ctrl-C
 
 SWALLOWS = textwrap.dedent("""
+    import pathlib
     import time
     import numpy as np
 
+    def spin():
+        pathlib.Path("spinning").touch()  # the test signals once this exists
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            time.sleep(0.01)
+
     class Swallows:
-        '''Its loss catches everything (a bare except) and keeps computing: the main thread never stops.'''
+        '''Its loss catches everything and keeps computing: the main thread never stops. The whole loop runs
+        inside the try (a KeyboardInterrupt landing on a loop test outside it would escape and end the run).'''
         def parameters(self):
             return {"w": np.ones(3)}
         def loss(self, params, taps=None):
-            end = time.monotonic() + 60
-            while time.monotonic() < end:
+            while True:
                 try:
-                    time.sleep(0.01)
+                    spin()
+                    break
                 except BaseException:
                     pass
             return float((params["w"] ** 2).sum())
@@ -233,7 +248,9 @@ def test_a_stuck_main_thread_still_ends_within_the_grace_and_a_second_signal_at_
         cwd = tmp_path / f"try{i}"
         cwd.mkdir()
         (cwd / "swallows.py").write_text(SWALLOWS)
-        return _interrupt(["--model", "swallows:make"], cwd, random.Random(i), i, signals, delay=1.0)
+        return _interrupt(
+            ["--model", "swallows:make"], cwd, random.Random(i), i, signals, delay=0.2, ready="spinning"
+        )
 
     with cf.ThreadPoolExecutor(3) as pool:
         results = list(pool.map(one, range(3)))
