@@ -158,6 +158,75 @@ def test_integer_inputs_are_held_fixed():
     assert report.settings["torch"]["held_fixed"] == ["idx", "scale"]
 
 
+class CarryCell(torch.autograd.Function):
+    """A cell taking its state as a pair: c' = tanh(x) + f * c, h' = tanh(c'); ``bug`` scales the carry's
+    gradient dc by 1 + bug (the state's gradient, which only a checked state input can see)."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, f, bug=0.0):
+        c_next = torch.tanh(x) + f * c + 0.5 * h
+        h_next = torch.tanh(c_next)
+        ctx.save_for_backward(x, c, f, h_next)
+        ctx.bug = bug
+        return h_next, c_next
+
+    @staticmethod
+    def backward(ctx, dh_next, dc_next):
+        x, c, f, h_next = ctx.saved_tensors
+        dc_total = dc_next + (1 - h_next**2) * dh_next  # c' feeds h' = tanh(c')
+        return (
+            dc_total * (1 - torch.tanh(x) ** 2),
+            0.5 * dc_total,
+            dc_total * f * (1 + ctx.bug),
+            (dc_total * c).sum(0),
+            None,
+        )
+
+
+def carry_cell(x, state, f, bug=0.0):
+    """``fn(x, (h, c), f)``: the state as one tuple argument, as ``nn.LSTM(x, (h0, c0))`` takes it."""
+    return CarryCell.apply(x, *state, f, bug)
+
+
+def test_tensors_inside_a_tuple_argument_are_rows_so_a_wrong_state_gradient_is_caught():
+    state = (x64(2, 3, seed=1), x64(2, 3, seed=2))
+    inputs = (x64(2, 3), state, torch.full((3,), 0.7, dtype=torch.float64))
+    report = gt.check_function(carry_cell, inputs)
+    assert [r.label for r in report.rows] == ["arg0", "arg1.0", "arg1.1", "arg2"] and report.passed
+    bad = gt.check_function(functools.partial(carry_cell, bug=1e-4), inputs)
+    assert failing(bad) == ["arg1.1"]
+    assert bad.settings["torch"]["held_fixed"] == []
+
+
+def test_the_state_pair_of_nn_lstm_is_checked_and_left_unchanged():
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4).double()
+    h0, c0 = x64(1, 2, 4, seed=1), x64(1, 2, 4, seed=2)
+    before = (h0.clone(), c0.clone())
+    report = gt.check_module(module, (x64(5, 2, 3), (h0, c0)), mode="full")
+    assert report.passed, report.verdict()
+    assert [r.label for r in report.rows][-3:] == ["arg0", "arg1.0", "arg1.1"]
+    assert torch.equal(h0, before[0]) and torch.equal(c0, before[1])
+
+
+def test_nested_containers_name_their_rows_by_index_field_and_key_and_hold_the_rest_fixed():
+    from collections import namedtuple
+
+    State = namedtuple("State", "h scale")
+
+    def fn(x, idx, st):
+        return (x[idx] * st["a"].h.sum() * st["a"].scale * st["b"]).sum()
+
+    inputs = {"x": x64(5, 2), "idx": torch.tensor([0, 3]), "st": {"a": State(x64(4, seed=1), 3), "b": 2.0}}
+    report = gt.check_function(fn, inputs)
+    assert [r.label for r in report.rows] == ["x", "st.a.h"] and report.passed
+    assert report.settings["torch"]["held_fixed"] == ["idx", "st.a.scale", "st.b"]
+    assert "held fixed=['idx', 'st.a.scale', 'st.b']" in report.model
+    # a tuple with no floating tensor stays one fixed argument
+    plain = gt.check_function(lambda x, shape: x.reshape(shape), (x64(6), (2, 3)))
+    assert [r.label for r in plain.rows] == ["arg0"] and plain.settings["torch"]["held_fixed"] == ["arg1"]
+
+
 def test_the_screen_catches_a_scaled_block_and_passes_the_correct_module():
     torch.manual_seed(0)
     assert gt.check_module(torch.nn.GRU(3, 4).double(), (x64(3, 1, 3),), mode="screen").passed

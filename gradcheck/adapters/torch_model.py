@@ -9,9 +9,11 @@
 What is compared:
 
 - Rows: every floating tensor among the inputs (named by their keys, or ``arg0``, ``arg1``, ... for inputs
-  given as a tuple) and, for a module, every parameter (named as ``named_parameters()`` names them:
-  ``weight_ih_l0``, ``cell.weight``). Everything else (integer and boolean tensors, complex tensors, Python
-  values, the module's buffers) is held fixed.
+  given as a tuple), those inside a tuple, list, named tuple or dict argument included (``nn.LSTM``'s
+  ``(h0, c0)`` given as the tuple ``arg1``: rows ``arg1.0``, ``arg1.1``; a named tuple's by field, a dict's by
+  key), and, for a module, every parameter (named as ``named_parameters()`` names them: ``weight_ih_l0``,
+  ``cell.weight``). Everything else (integer and boolean tensors, complex tensors, Python values, the module's
+  buffers) is held fixed, and the report says what (``settings["torch"]["held_fixed"]``, the model's repr).
 - The loss: ``loss(output) -> scalar tensor`` when given, else a random projection ``L = sum_i <P_i, out_i>``
   of every floating tensor of the output (tuples, lists, dicts and named tuples are walked), each ``P_i``
   standard normal from ``numpy.random.default_rng([seed, 31])`` in output order, in float64. The report's
@@ -71,7 +73,8 @@ class Model:
 
     ``fn``: a function of tensors (``MyFunction.apply``, or a ``torch.autograd.Function`` subclass, whose
     ``apply`` is used), or an ``nn.Module``. ``inputs``: a dict name -> value (called ``fn(**inputs)``), or a
-    tuple (called ``fn(*inputs)``; rows ``arg0``, ``arg1``, ...); a single tensor counts as a 1-tuple.
+    tuple (called ``fn(*inputs)``; rows ``arg0``, ``arg1``, ...); a single tensor counts as a 1-tuple. The
+    floating tensors inside a tuple, list or dict argument are rows too (``arg1.0``, ``state.h``).
     ``check_parameters``: give the module's parameters rows (default: when ``fn`` is a module).
     ``loss``: ``loss(output) -> scalar tensor`` (default: the seeded random projection). ``time_axis``
     ``{name: axis}``: one row per index along that axis (``x[t=3]``), taking part in locating the first bad
@@ -277,7 +280,9 @@ class Model:
         dtype = _name(self.dtype) + (f" promoted from {promoted}" if promoted else "")
         loss = "loss(output)" if self._loss is not None else f"random projection seed {self.seed}"
         params = f", params={len(self._params)}" if self._params else ""
-        return f"torch.Model({what}, inputs={self._inputs}{params}, {dtype}, loss={loss})"
+        held = self.report_settings["torch"]["held_fixed"] if hasattr(self, "report_settings") else []
+        fixed = f", held fixed={held}" if held else ""
+        return f"torch.Model({what}, inputs={self._inputs}{fixed}{params}, {dtype}, loss={loss})"
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -361,10 +366,7 @@ class _Worker:
     def call(self):
         """The user's function on fresh copies of the inputs (it may write into them), the fixed ones as given."""
         m = self.model
-        args = {
-            slot: (self.tensors[name].clone() if checked else name)
-            for slot, (checked, name) in m._slots.items()
-        }
+        args = {slot: _fill(template, self.tensors) for slot, template in m._slots.items()}
         fn = self.module if self.module is not None else m._fn
         return fn(*args.values()) if m._positional else fn(**args)
 
@@ -545,8 +547,8 @@ def _seed(seed) -> int:
 
 
 def _read_inputs(inputs):
-    """``(positional, slots, checked, fixed)``: ``slots`` maps each argument to ``(True, row name)`` or
-    ``(False, value held fixed)``; ``checked`` row name -> tensor; ``fixed`` the names held fixed."""
+    """``(positional, slots, checked, fixed)``: ``slots`` maps each argument to its template (see
+    :func:`_template`); ``checked`` row name -> tensor; ``fixed`` the names held fixed."""
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     if isinstance(inputs, Mapping):
@@ -560,14 +562,55 @@ def _read_inputs(inputs):
         )
     slots, checked, fixed = {}, {}, []
     for name, x in items:
-        if isinstance(x, torch.Tensor) and x.is_floating_point():
-            _on_cpu(f"inputs[{name!r}]", x)
-            checked[name] = x.detach()
-            slots[name] = (True, name)
-        else:
-            fixed.append(name)
-            slots[name] = (False, x.detach().clone() if isinstance(x, torch.Tensor) else x)
+        slots[name] = _template(name, x, checked, fixed)
     return positional, slots, checked, fixed
+
+
+def _template(name: str, x, checked: dict, fixed: list):
+    """How an argument is rebuilt at every call: ``("row", name)`` for a floating tensor (a row), ``("fixed",
+    value)``, or ``("nest", container, parts)`` for a tuple, list, named tuple or dict holding a floating
+    tensor somewhere (``(h0, c0)``), whose parts are rows named ``name.0``, ``name.1`` (``name.field``,
+    ``name.key``) and fixed values."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        _on_cpu(f"inputs[{name!r}]", x)
+        checked[name] = x.detach()
+        return ("row", name)
+    if _holds_floating(x):
+        if isinstance(x, Mapping):
+            keys = list(x)
+        else:
+            keys = list(x._fields) if hasattr(x, "_fields") else list(range(len(x)))
+        values = list(x.values()) if isinstance(x, Mapping) else list(x)
+        parts = [_template(f"{name}.{k}", value, checked, fixed) for k, value in zip(keys, values)]
+        return ("nest", (type(x), keys), parts)
+    fixed.append(name)
+    return ("fixed", x.detach().clone() if isinstance(x, torch.Tensor) else x)
+
+
+def _holds_floating(x) -> bool:
+    """A tuple, list or dict (of str keys) with a floating tensor among its leaves."""
+    if isinstance(x, torch.Tensor):
+        return x.is_floating_point()
+    if isinstance(x, Mapping):
+        return all(isinstance(k, str) for k in x) and any(_holds_floating(y) for y in x.values())
+    if isinstance(x, (tuple, list)):
+        return any(_holds_floating(y) for y in x)
+    return False
+
+
+def _fill(template, tensors: dict):
+    """An argument from its template: each row a fresh clone of its tensor (the function may write into it)."""
+    kind, what, *parts = template
+    if kind == "row":
+        return tensors[what].clone()
+    if kind == "fixed":
+        return what
+    (container, keys), values = what, [_fill(t, tensors) for t in parts[0]]
+    if issubclass(container, Mapping):
+        return container(zip(keys, values))
+    if hasattr(container, "_fields"):
+        return container(*values)
+    return container(values)
 
 
 def _on_cpu(what: str, t: torch.Tensor) -> None:

@@ -185,11 +185,13 @@ def scalar_loss(what: str, value):
 
 
 def fn_name(fn) -> str:
-    """A user function's name for reprs and messages (``partial(f, bug='x')`` for partials)."""
+    """A user function's name for reprs and messages (``partial(f, bug='x')`` for partials; a function defined
+    inside another by its own name, without the ``outer.<locals>.`` path)."""
     if isinstance(fn, functools.partial):
         kw = ", ".join(f"{k}={val!r}" for k, val in fn.keywords.items())
         return f"partial({fn_name(fn.func)}{', ' + kw if kw else ''})"
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    return name.rsplit("<locals>.", 1)[-1]
 
 
 def fresh(value):
