@@ -351,3 +351,13 @@ def test_split_reports_each_part_and_names_the_wrong_one():
     assert [r.label for r in ok.rows] == ["x", "W:a", "W:b", "W:c"]
     bad = check_function(layer_loss, lambda **a: grads(scale_b=1.001, **a), args, split=split)
     assert failing(bad) == {"W:b"}
+
+
+def test_the_model_line_names_the_arguments_held_fixed_so_a_state_pair_left_unchecked_is_visible():
+    def loss(x, state, n):
+        return float(np.sum(x * state[0]) * n)
+
+    args = {"x": np.ones(3), "state": (np.arange(3.0), np.ones(3)), "n": 2}
+    report = check_function(loss, lambda x, state, n: {"x": state[0] * n}, args)
+    assert [r.label for r in report.rows] == ["x"] and report.passed
+    assert report.model == "FunctionModel(loss, <lambda>, wrt=['x'], held fixed=['state', 'n'])"

@@ -67,9 +67,10 @@ class FunctionModel:
         extra = "".join(
             f", {k}={val!r}" for k, val in (("time_axis", self.time_axes), ("split", self.splits)) if val
         )
+        held = f", held fixed={list(self._fixed)}" if self._fixed else ""
         return (
             f"FunctionModel({v.fn_name(self._loss)}, {v.fn_name(self._grads)}, wrt={list(self._checked)}"
-            f"{extra})"
+            f"{held}{extra})"
         )
 
     def parameters(self) -> dict:
