@@ -513,3 +513,25 @@ def test_chunks_run_concurrently_until_one_stalls_then_one_at_a_time():
     assert overlap(gate)
     gate.note(2500 * 256e-6, 256)  # 10x the median (250 us): a stall
     assert gate.serial and not overlap(gate)
+
+
+class TanhLinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))
+
+
+def test_a_scripted_module_is_checked_without_torch_warnings_on_the_way():
+    import warnings
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.script is deprecated itself
+        scripted = torch.jit.script(TanhLinear())  # float32: its copy is converted to float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = gt.check_module(scripted, (x64(2, 3),))
+    assert report.passed and [r.label for r in report.rows] == ["lin.weight", "lin.bias", "arg0"]
