@@ -150,7 +150,8 @@ class Report:
 
     def verdict(self) -> str:
         n = len(self.rows)
-        tail = f" ({self.method}, seed {self.seed})"
+        dtype = self.settings.get("dtype", "float64")  # named when not float64: its tolerance is far wider
+        tail = f" ({self.method}, {dtype + ', ' if dtype != 'float64' else ''}seed {self.seed})"
         caveat = self._resolution_clause() + self._coverage_clause()
         if self.passed:
             zeros = sum(r.zero for r in self.rows)

@@ -361,3 +361,24 @@ def test_the_model_line_names_the_arguments_held_fixed_so_a_state_pair_left_unch
     report = check_function(loss, lambda x, state, n: {"x": state[0] * n}, args)
     assert [r.label for r in report.rows] == ["x"] and report.passed
     assert report.model == "FunctionModel(loss, <lambda>, wrt=['x'], held fixed=['state', 'n'])"
+
+
+def test_float32_arguments_are_checked_in_float32_and_the_verdict_says_so():
+    rng = np.random.default_rng(0)
+    args = {"W": rng.normal(size=(4, 3)).astype(np.float32), "x": rng.normal(size=3).astype(np.float32)}
+
+    def loss(W, x):
+        return np.sum(np.tanh(W @ x))
+
+    def grads(W, x, scale=1.0):
+        d = 1 - np.tanh(W @ x) ** 2
+        return {"W": np.outer(d, x) * scale, "x": W.T @ d}
+
+    report = check_function(loss, grads, args)
+    assert report.passed and report.settings["dtype"] == "float32"
+    assert report.verdict().endswith("(central, float32, seed 0)")
+    assert not check_function(loss, lambda **a: grads(**a, scale=1.05), args).passed
+    # the same 0.1% error: inside float32's tolerance, caught once the point is float64
+    small = lambda **a: grads(**a, scale=1.001)  # noqa: E731
+    assert check_function(loss, small, args).passed
+    assert not check_function(loss, small, {k: v.astype(np.float64) for k, v in args.items()}).passed
