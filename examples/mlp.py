@@ -71,3 +71,21 @@ def correct(*, x_dim=4, hidden=5, seed=0) -> FunctionModel:
 def buggy(*, x_dim=4, hidden=5, seed=0) -> FunctionModel:
     """dscores not divided by N: every block's gradient N times too large."""
     return make(bug="missing_mean", x_dim=x_dim, hidden=hidden, seed=seed)
+
+
+class TwoLayerNet:
+    """The same MLP as a model object, the shape of course code's classifiers: the weights in ``self.params``
+    (a dict), ``loss(x, y) -> (loss, grads)`` with ``grads`` keyed like ``params``."""
+
+    def __init__(self, x_dim=4, hidden=5, classes=3, *, seed=0, bug=None):
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "W1": rng.normal(scale=1 / np.sqrt(x_dim), size=(x_dim, hidden)),
+            "b1": rng.normal(size=hidden),
+            "W2": rng.normal(scale=1 / np.sqrt(hidden), size=(hidden, classes)),
+            "b2": rng.normal(size=classes),
+        }
+        self.bug = bug
+
+    def loss(self, x, y):
+        return mlp_loss(x, y, **self.params, bug=self.bug)

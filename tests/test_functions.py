@@ -382,3 +382,34 @@ def test_float32_arguments_are_checked_in_float32_and_the_verdict_says_so():
     small = lambda **a: grads(**a, scale=1.001)  # noqa: E731
     assert check_function(loss, small, args).passed
     assert not check_function(loss, small, {k: v.astype(np.float64) for k, v in args.items()}).passed
+
+
+def test_a_model_object_checked_through_its_params_dict_is_left_as_it_was():
+    from examples.mlp import TwoLayerNet
+
+    def with_params(net, fn):  # the recipe of docs/own-code.md, section 6
+        def call(**params):
+            saved = dict(net.params)
+            net.params.update(params)
+            try:
+                return fn()
+            finally:
+                net.params.update(saved)
+
+        return call
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    for bug, wrong in ((None, []), ("missing_mean", ["W1", "b1", "W2", "b2"])):
+        net = TwoLayerNet(seed=2, bug=bug)
+        before = {k: v.copy() for k, v in net.params.items()}
+        ids = {k: id(v) for k, v in net.params.items()}
+        report = check_function(
+            with_params(net, lambda net=net: net.loss(x, y)[0]),
+            with_params(net, lambda net=net: net.loss(x, y)[1]),
+            net.params,
+        )
+        assert [r.label for r in report.failing] == wrong
+        assert {k: id(v) for k, v in net.params.items()} == ids
+        for k, value in net.params.items():
+            np.testing.assert_array_equal(value, before[k])
