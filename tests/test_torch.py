@@ -535,3 +535,23 @@ def test_a_scripted_module_is_checked_without_torch_warnings_on_the_way():
         warnings.simplefilter("error")
         report = gt.check_module(scripted, (x64(2, 3),))
     assert report.passed and [r.label for r in report.rows] == ["lin.weight", "lin.bias", "arg0"]
+
+
+def force(x, bug=0.0):
+    """A forward that runs autograd itself: the gradient of E = sum(x**3), 3 x**2 (its backward, 6 x, comes
+    from double backward); ``bug`` adds bug * x**2 outside autograd's sight, in the differencing only."""
+    with torch.enable_grad():
+        leaf = x if x.requires_grad else x.detach().requires_grad_()
+        (g,) = torch.autograd.grad((leaf**3).sum(), leaf, create_graph=x.requires_grad)
+    return g + (bug * x.detach() ** 2 if bug else 0.0)
+
+
+def test_differencing_runs_under_inference_mode_unless_the_forward_needs_autograd_itself():
+    torch.manual_seed(0)
+    lstm = gt.check_module(torch.nn.LSTM(3, 4).double(), (x64(5, 2, 3),))
+    assert lstm.passed and lstm.settings["torch"]["differencing_under"] == "torch.inference_mode"
+    report = gt.check_function(force, (x64(6),))
+    assert report.passed, report.verdict()
+    assert report.settings["torch"]["differencing_under"] == "torch.no_grad"
+    bad = gt.check_function(functools.partial(force, bug=1e-3), (x64(6),))
+    assert failing(bad) == ["arg0"]

@@ -20,7 +20,8 @@ What is compared:
   ``settings["torch"]`` records the seed and the output shapes.
 - Analytic: the function's own backward (``torch.autograd.grad`` of that loss under ``enable_grad``); an input
   the backward gives no gradient (``None``) counts as zero.
-- Numeric: finite differences of the forward under ``torch.no_grad``, in float64 by default: float32, float16
+- Numeric: finite differences of the forward under ``torch.inference_mode`` (``torch.no_grad`` for a forward
+  that raises there or gives another value: ``settings["torch"]["differencing_under"]``), in float64 by default: float32, float16
   and bfloat16 inputs and parameters are promoted to a float64 copy (``settings["torch"]["promoted_from"]``
   says from what). ``dtype=torch.float32`` checks in float32, with float32's tolerances.
 
@@ -134,7 +135,8 @@ class Model:
         self.splits = v.splits(split, self._values)
         v.no_overlap(self.time_axes, self.splits)
         self.capabilities = frozenset({"batched", "complex"} if complex_step else {"batched"})
-        self._lock, self._free = threading.Lock(), {False: [], True: []}
+        self._lock, self._free = threading.Lock(), {}
+        self._inference = False  # differencing under torch.inference_mode (see _first_forward)
         self._chunks = _ChunkGate()  # concurrent chunks, one at a time after a stall (see "Speed" above)
         self._projection = None  # drawn at the first forward, from the output's floating tensors
         self._first_forward(originals)
@@ -163,7 +165,8 @@ class Model:
         complex_ = deltas.dtype.kind == "c"
         out = np.empty(len(flat_idx), np.complex128 if complex_ else np.float64)
         stage = f"{self._label} with {name!r} perturbed"
-        with self._chunks.enter(len(out)), self._worker(complex_) as w, torch.no_grad():
+        quiet = torch.inference_mode if self._inference else torch.no_grad
+        with self._chunks.enter(len(out)), self._worker(complex_, differencing=True) as w, quiet():
             w.load(params)
             flat = w.flat[name]
             for k, (j, d) in enumerate(zip(flat_idx, deltas)):
@@ -204,22 +207,25 @@ class Model:
         return g.detach().to(self.dtype).cpu().numpy().reshape(shape).copy()
 
     @contextmanager
-    def _worker(self, complex_: bool):
+    def _worker(self, complex_: bool, *, differencing: bool = False):
         """A private copy of the module and inputs for this thread's evaluations (taken from a free list), used
-        with torch on one intra-op thread. Every torch operation of the model runs inside this block, the copy
+        with torch on one intra-op thread. ``differencing``: a copy only :meth:`loss_batch` uses (under
+        ``torch.inference_mode`` the tensors a forward leaves in its module could not enter an autograd pass). Every torch operation of the model runs inside this block, the copy
         too: in a worker process forked from a parent whose OpenMP team was busy, an operation that went
         parallel would wait forever for threads that do not exist in the child (seen: a deadlock in
         ``clone``); with one thread torch never opens a parallel region."""
         with one_torch_thread():
+            key = (complex_, differencing)
             with self._lock:
-                w = self._free[complex_].pop() if self._free[complex_] else None
+                free = self._free.setdefault(key, [])
+                w = free.pop() if free else None
             if w is None:
                 w = _Worker(self, COMPLEX[self.dtype] if complex_ else self.dtype)
             try:
                 yield w
             finally:
                 with self._lock:
-                    self._free[complex_].append(w)
+                    self._free[key].append(w)
 
     def _first_forward(self, originals: dict) -> None:
         """Run the forward at the point: learn the outputs' shapes (``_outputs``), draw the projection, refuse
@@ -250,6 +256,20 @@ class Model:
                 f"{second!r}; finite differences need the same function at every call (dropout in training "
                 "mode? call module.eval(), or fix the random seed inside the function)"
             )
+        self._inference = self._same_in_inference_mode(first)
+
+    def _same_in_inference_mode(self, value) -> bool:
+        """Difference under ``torch.inference_mode`` (about 13% less time per ``nn.LSTM`` forward than under
+        ``no_grad``: ``benchmarks/torch_choices.py``) when the forward there gives the loss it gives under
+        ``no_grad``, bit for bit. A forward that needs autograd itself (``enable_grad`` and ``autograd.grad``
+        inside it) raises there, and keeps ``no_grad``."""
+        try:
+            with self._worker(False, differencing=True) as w, torch.inference_mode():
+                w.load(self._values)
+                got = w.value_no_grad()
+        except Exception:  # noqa: BLE001  (whatever the forward raises in inference mode: use no_grad)
+            return False
+        return got == value or bool(np.isnan(got) and np.isnan(value))
 
     def _settings(self, originals: dict, fixed: list[str]) -> dict:
         original = {n: str(d).replace("torch.", "") for n, d in originals.items()}
@@ -268,6 +288,7 @@ class Model:
             "output_shapes": self._outputs,
             "held_fixed": fixed,
             "intra_op_threads_while_differencing": 1,
+            "differencing_under": "torch.inference_mode" if self._inference else "torch.no_grad",
             "chunks": "concurrent on the checker's chunk threads; one at a time after a chunk ran 8x slower per "
             "evaluation than the median of the recent ones (workers=N: N processes)",
         }
@@ -286,7 +307,7 @@ class Model:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_lock"], state["_chunks"], state["_free"] = None, None, {False: [], True: []}
+        state["_lock"], state["_chunks"], state["_free"] = None, None, {}
         return state
 
     def __setstate__(self, state):
@@ -411,7 +432,7 @@ class _Worker:
             return self.value_no_grad()
 
     def value_no_grad(self):
-        """The loss as a Python number; the caller holds ``torch.no_grad``. The projection is summed in numpy
+        """The loss as a Python number; the caller holds ``torch.no_grad`` (or ``inference_mode``). The projection is summed in numpy
         (float64 or complex128): the same sum as :meth:`scalar`, without a torch operator per output tensor."""
         out = self.call()
         if self.model._loss is not None:
