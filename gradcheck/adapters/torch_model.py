@@ -21,9 +21,10 @@ What is compared:
 - Analytic: the function's own backward (``torch.autograd.grad`` of that loss under ``enable_grad``); an input
   the backward gives no gradient (``None``) counts as zero.
 - Numeric: finite differences of the forward under ``torch.inference_mode`` (``torch.no_grad`` for a forward
-  that raises there or gives another value: ``settings["torch"]["differencing_under"]``), in float64 by default: float32, float16
-  and bfloat16 inputs and parameters are promoted to a float64 copy (``settings["torch"]["promoted_from"]``
-  says from what). ``dtype=torch.float32`` checks in float32, with float32's tolerances.
+  that raises there or gives another value: ``settings["torch"]["differencing_under"]``), in float64 by
+  default: float32, float16 and bfloat16 inputs and parameters are promoted to a float64 copy
+  (``settings["torch"]["promoted_from"]`` says from what). ``dtype=torch.float32`` checks in float32, with
+  float32's tolerances.
 
 The module and the inputs are copied when the model is made (the module with ``copy.deepcopy``): a check never
 changes them, and later changes to them do not move the point. A forward that gives two different losses at
@@ -210,10 +211,11 @@ class Model:
     def _worker(self, complex_: bool, *, differencing: bool = False):
         """A private copy of the module and inputs for this thread's evaluations (taken from a free list), used
         with torch on one intra-op thread. ``differencing``: a copy only :meth:`loss_batch` uses (under
-        ``torch.inference_mode`` the tensors a forward leaves in its module could not enter an autograd pass). Every torch operation of the model runs inside this block, the copy
-        too: in a worker process forked from a parent whose OpenMP team was busy, an operation that went
-        parallel would wait forever for threads that do not exist in the child (seen: a deadlock in
-        ``clone``); with one thread torch never opens a parallel region."""
+        ``torch.inference_mode`` the tensors a forward leaves in its module could not enter an autograd
+        pass). Every torch operation of the model runs inside this block, the copy too: in a worker process
+        forked from a parent whose OpenMP team was busy, an operation that went parallel would wait forever
+        for threads that do not exist in the child (seen: a deadlock in ``clone``); with one thread torch
+        never opens a parallel region."""
         with one_torch_thread():
             key = (complex_, differencing)
             with self._lock:
@@ -432,8 +434,9 @@ class _Worker:
             return self.value_no_grad()
 
     def value_no_grad(self):
-        """The loss as a Python number; the caller holds ``torch.no_grad`` (or ``inference_mode``). The projection is summed in numpy
-        (float64 or complex128): the same sum as :meth:`scalar`, without a torch operator per output tensor."""
+        """The loss as a Python number; the caller holds ``torch.no_grad`` (or ``inference_mode``). The
+        projection is summed in numpy (float64 or complex128): the same sum as :meth:`scalar`, without a torch
+        operator per output tensor."""
         out = self.call()
         if self.model._loss is not None:
             return self.scalar(out).item()
