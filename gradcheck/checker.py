@@ -68,6 +68,7 @@ def check(
     todo = targets(spec, grads.state_shapes, plan.blocks)
     speed = Speed.of(speed)
     plan, cost = planned_mode(model, spec, grads, todo, plan, speed, progress)
+    speed = speed.for_model(spec, plan.mode, cost)  # worker processes for a model declaring "processes"
     clock.lap("analytic")
     with open_evaluator(model, spec, grads.state_shapes, plan, speed, progress) as (ev, evaluation):
         screened, roots = (
@@ -103,10 +104,11 @@ def check(
 
 def planned_mode(model, spec, grads: Analytic, todo: list[Target], plan: Plan, speed: Speed, progress):
     """``(plan, cost)``: mode "auto" resolved to "full" when the full check's estimated cost fits the budget, else
-    "screen"; the cost is estimated only when needed (mode "auto", or a progress callback with ``start``), and a
-    progress callback's ``start`` is told the total and the estimate of a full check (None when screening)."""
+    "screen"; the cost is estimated only when needed (mode "auto", a progress callback with ``start``, or a
+    model that may get worker processes: :meth:`Speed.wants_processes`), and a progress callback's ``start`` is
+    told the total and the estimate of a full check (None when screening)."""
     start = getattr(progress, "start", None)
-    if plan.mode != AUTO and not callable(start):
+    if plan.mode != AUTO and not callable(start) and not speed.wants_processes(spec, plan.mode):
         return plan, None
     cost = full_check_cost(model, spec, grads.state_shapes, todo, plan.method, speed, plan.sample)
     if plan.mode == AUTO:

@@ -35,6 +35,11 @@ Optional attributes, declared, never guessed:
 
     ``params`` is read-only and the same at every call of one check. Chunks may run in worker processes
     (``workers``, ``scheduler``): the model must then be picklable and importable there.
+  - ``"processes"`` (with "batched"): the model pickles, and its chunks run faster in worker processes than on
+    the checker's chunk threads (its ``loss_batch`` holds the GIL for much of each evaluation, as a PyTorch
+    module's Python code does). A full check estimated above ``gradcheck.fast.speed.PROCESSES_AFTER`` seconds
+    then runs in one worker process per core, unless the caller chose how to evaluate (``executor``,
+    ``workers``, ``scheduler``, ``evaluator`` or ``batched=False``).
 
 - ``time_axes`` (``{name: axis}``): that parameter gets one row per index along ``axis``, with ``Row.t`` the
   index (label ``x[t=3]``); such rows take part in locating the first bad step, like state rows.
@@ -54,7 +59,7 @@ import numpy as np
 
 from .errors import ModelError, ProtocolError
 
-KNOWN_CAPABILITIES = frozenset({"complex", "batched"})
+KNOWN_CAPABILITIES = frozenset({"complex", "batched", "processes"})
 __all__ = ["KNOWN_CAPABILITIES", "ModelError", "ModelSpec", "ProtocolError", "inspect_model"]
 
 

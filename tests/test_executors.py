@@ -303,3 +303,46 @@ def test_chunk_threads_are_bit_identical_and_blas_threads_are_restored(model):
         assert [get() for get, _ in controls] == [1] * len(controls)
         assert limited == bool(controls)
     assert [get() for get, _ in controls] == before
+
+
+# ---- a model declaring "processes" gets worker processes for a long full check, unless the caller chose
+class PrefersProcesses(Planted):
+    capabilities = frozenset({"complex", "batched", "processes"})
+
+
+@pytest.fixture
+def processes_after(monkeypatch):
+    """Set the threshold (seconds of estimated full check) above which such a model gets worker processes."""
+    from gradcheck.fast import speed
+
+    def set_to(seconds):
+        monkeypatch.setattr(speed, "PROCESSES_AFTER", seconds)
+        monkeypatch.setattr(speed, "CORES", 2)  # as on the CI machine, whatever this one has
+
+    return set_to
+
+
+def test_a_model_declaring_processes_runs_a_long_full_check_in_worker_processes_with_the_same_rows(
+    processes_after,
+):
+    bad = PrefersProcesses(4, 6, 3, seed=7, plant=entry_bug("bi", (2,), 1e-3))
+    processes_after(0.0)
+    pooled = check(bad, mode="full")
+    assert pooled.settings["evaluation"]["executor"] == "2 worker processes"
+    assert [r.label for r in pooled.failing] == ["bi"] and pooled.rows[0].checked > 0
+    processes_after(float("inf"))
+    threaded = check(bad, mode="full")
+    assert threaded.settings["evaluation"]["executor"] == "serial"
+    assert _comparable(pooled) == _comparable(threaded)
+
+
+def test_worker_processes_only_when_the_model_declares_them_and_the_caller_chose_nothing(processes_after):
+    processes_after(0.0)
+    plain = Planted(3, 4, 3, seed=1)  # batched, not "processes"
+    assert check(plain, mode="full").settings["evaluation"]["executor"] == "serial"
+    model = PrefersProcesses(3, 4, 3, seed=1)
+    assert check(model, mode="full", workers=1).settings["evaluation"]["executor"] == "serial"
+    assert check(model, mode="full", batched=False).settings["evaluation"]["executor"] == "serial"
+    assert check(model, mode="screen").settings["evaluation"]["executor"] == "serial"
+    processes_after(1e9)  # an estimate under the threshold: the chunk threads
+    assert check(model, mode="full").settings["evaluation"]["executor"] == "serial"

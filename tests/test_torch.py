@@ -555,3 +555,31 @@ def test_differencing_runs_under_inference_mode_unless_the_forward_needs_autogra
     assert report.settings["torch"]["differencing_under"] == "torch.no_grad"
     bad = gt.check_function(functools.partial(force, bug=1e-3), (x64(6),))
     assert failing(bad) == ["arg0"]
+
+
+def test_a_long_full_check_of_a_module_runs_in_worker_processes_and_catches_the_same_bug(monkeypatch):
+    from gradcheck.fast import speed
+
+    monkeypatch.setattr(speed, "CORES", 2)
+    monkeypatch.setattr(speed, "PROCESSES_AFTER", 0.0)  # every full check counts as long
+    x = torch.linspace(-1, 1, 6, dtype=torch.float64)
+    assert "processes" in gt.Model(ScaledLinear(6), (x,)).capabilities
+    ok = gt.check_module(ScaledLinear(6), (x,), mode="full")
+    assert ok.passed and ok.settings["evaluation"]["executor"] == "2 worker processes"
+    bad = gt.check_module(ScaledLinear(6, bug=1e-4), (x,), mode="full")
+    assert failing(bad) == ["weight"] and bad.settings["evaluation"]["executor"] == "2 worker processes"
+    monkeypatch.setattr(speed, "PROCESSES_AFTER", float("inf"))
+    threaded = gt.check_module(ScaledLinear(6, bug=1e-4), (x,), mode="full")
+    assert threaded.settings["evaluation"]["executor"] == "serial"
+    assert [r.to_dict() for r in threaded.rows] == [r.to_dict() for r in bad.rows]
+
+
+def test_a_function_that_does_not_pickle_stays_on_the_chunk_threads(monkeypatch):
+    from gradcheck.fast import speed
+
+    monkeypatch.setattr(speed, "CORES", 2)
+    monkeypatch.setattr(speed, "PROCESSES_AFTER", 0.0)
+    model = gt.Model(lambda x: torch.tanh(x), (x64(5),))
+    assert "processes" not in model.capabilities
+    report = gt.check_function(lambda x: torch.tanh(x), (x64(5),), mode="full")
+    assert report.passed and report.settings["evaluation"]["executor"] == "serial"

@@ -34,17 +34,21 @@ Speed (measured: ``python benchmarks/run.py --only torch`` and ``benchmarks/torc
 the model declares "batched": ``loss_batch`` evaluates a chunk of single-entry perturbations in place on a
 private copy of the module and the inputs (a numpy view of each tensor's storage: no conversion and no torch
 call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
-small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). Chunks run concurrently on
-the checker's chunk threads (torch releases the GIL inside its operators: 1.5-2x faster on an idle 2-core
-machine) until one chunk takes 8x the median time per evaluation of the recent chunks; from then on one at a
-time (on a loaded machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower
-were measured). ``workers=N`` runs chunks in N processes (the model is pickled to them).
+small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). A model that pickles (a
+module or a module-level function; not a lambda or a local function) also declares "processes": a full check
+estimated above 2 s then runs in one worker process per core, the model pickled to them (the Python part of
+every forward holds the GIL: for nn.LSTM(50, 100) 14.4 and 15.7 s against 22.1 and 26.6 s on the chunk
+threads, alternating in one process). Otherwise, or with ``workers``/``executor`` given, chunks run as the
+caller says or concurrently on the checker's chunk threads (torch releases the GIL inside its operators) until
+one chunk takes 8x the median time per evaluation of the recent chunks; from then on one at a time (on a loaded
+machine each GIL hand-over between the threads can wait for the scheduler: chunks 10x slower were measured).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import pickle
 import statistics
 import threading
 import time
@@ -142,6 +146,8 @@ class Model:
         self._projection = None  # drawn at the first forward, from the output's floating tensors
         self._first_forward(originals)
         self.report_settings = {"torch": self._settings(originals, fixed)}
+        if _picklable(self):  # a long full check then runs in worker processes (see "Speed" above)
+            self.capabilities |= {"processes"}
 
     # ---- the protocol
     def parameters(self) -> dict:
@@ -568,6 +574,14 @@ def _seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ProtocolError(f"seed: expected an integer >= 0, got {seed!r}")
     return int(seed)
+
+
+def _picklable(model) -> bool:
+    try:
+        pickle.dumps(model)
+    except Exception:  # noqa: BLE001  (a lambda, a local function or class, an unpicklable module)
+        return False
+    return True
 
 
 def _read_inputs(inputs):

@@ -6,19 +6,26 @@
   dask.distributed address): where chunks run; None: in this process.
 - ``evaluator``: an evaluator object of one's own (the interface of
   :class:`gradcheck.finite_diff.SerialEvaluator`), used as is.
+
+With none of these given, a model declaring "processes" (see :mod:`gradcheck.protocol`) gets one worker process
+per core for a full check estimated above :data:`PROCESSES_AFTER` seconds (:meth:`Speed.for_model`).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from ..errors import ProtocolError
 from ..finite_diff import SerialEvaluator
 from ..options import count, optional
 from .chunked import ChunkedEvaluator
 from .executors import open_executor
+
+PROCESSES_AFTER = 2.0  # seconds: starting the workers and sending them the model costs about 0.1 s
+CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,23 @@ class Speed:
         speed = cls(**options)
         optional(count, "batch", speed.batch)
         return speed
+
+    def chosen(self) -> bool:
+        """The caller said how to evaluate (then it is done so, whatever the model declares)."""
+        given = (self.executor, self.workers, self.scheduler, self.evaluator)
+        return self.batched is False or any(v is not None for v in given)
+
+    def wants_processes(self, spec, mode: str) -> bool:
+        """A full check of a model declaring "processes" and "batched", the caller having chosen nothing: it
+        runs in worker processes if its estimated cost exceeds :data:`PROCESSES_AFTER` (:meth:`for_model`)."""
+        caps = spec.capabilities
+        return mode != "screen" and CORES > 1 and {"processes", "batched"} <= caps and not self.chosen()
+
+    def for_model(self, spec, mode: str, cost) -> Speed:
+        """One worker process per core when :meth:`wants_processes` and the estimate exceeds the threshold."""
+        if not self.wants_processes(spec, mode) or cost is None or cost.seconds <= PROCESSES_AFTER:
+            return self
+        return replace(self, workers=CORES)
 
 
 @contextmanager
