@@ -140,14 +140,17 @@ def _versus_torch(torch, gt, module, x, *, quick: bool, full_baselines: bool, de
     model = gt.Model(module, (x,))  # what gt.check_module(module, (x,), mode="full") checks
     report, secs, cpu = _timed(lambda: check(model, mode="full"))
     evals = f"{2 * report.settings['coverage']['entries_checked']:,}"
-    fell = "fell back to one at a time" if model._chunks.serial else "no stall seen"
-    what = f"gradcheck.torch full check, central (the default: chunks of 256 on the chunk threads; {fell})"
-    rows.append((what, evals, secs, cpu, report.passed))
+    where = report.settings["evaluation"]["executor"]
+    rows.append(
+        (f"gradcheck.torch full check, central (the default: {where})", evals, secs, cpu, report.passed)
+    )
     if not quick:
-        report, secs, cpu = _timed(lambda: gt.check_module(module, (x,), mode="full", workers=2))
-        rows.append(
-            ("gradcheck.torch full check, central, workers=2 (2 processes)", evals, secs, cpu, report.passed)
-        )
+        threaded = gt.Model(module, (x,))
+        with _on_chunk_threads():
+            report, secs, cpu = _timed(lambda: check(threaded, mode="full"))
+        fell = "fell back to one at a time" if threaded._chunks.serial else "no stall seen"
+        what = f"gradcheck.torch full check, central, on the 2 chunk threads instead ({fell})"
+        rows.append((what, evals, secs, cpu, report.passed))
     screens = [
         _timed(lambda: gt.check_module(module, (x,), mode="screen")) for _ in range(3 if quick else 11)
     ]
@@ -196,8 +199,9 @@ def _extrapolated(torch, module, x, entries: int, what: str, *, repeat: int):
 
 
 def _how_evaluations_run(torch, gt, module, x, *, quick: bool):
-    """[(what, block, evaluations, seconds, CPU seconds)]: chunks on 2 threads (the default), one at a time (the
-    fallback after a stall), in 2 processes; and torch with 2 intra-op threads."""
+    """[(what, block, evaluations, seconds, CPU seconds)]: chunks in 2 processes (the default for a check this
+    long), on 2 threads, one at a time (the threads' fallback after a stall); and torch with 2 intra-op
+    threads."""
     from gradcheck import check
 
     block = "bias_ih_l0" if quick else "weight_ih_l0"
@@ -208,15 +212,29 @@ def _how_evaluations_run(torch, gt, module, x, *, quick: bool):
         evals = 2 * report.settings["coverage"]["entries_checked"]
         out.append((what, block, evals, secs, cpu))
 
-    run("2 chunk threads at once (default)", gt.Model(module, (x,)))
-    serial = gt.Model(module, (x,))
-    serial._chunks.serial = True  # what the default falls back to after a stall
-    run("chunks one at a time", serial)
-    run("2 processes (workers=2)", gt.Model(module, (x,)), workers=2)
-    intra = gt.Model(module, (x,))
-    with _intra_op_threads(2):
-        run("2 chunk threads, torch with 2 intra-op threads", intra)
+    run("2 processes (workers=2; the default above 2 s)", gt.Model(module, (x,)), workers=2)
+    with _on_chunk_threads():
+        run("2 chunk threads at once", gt.Model(module, (x,)))
+        serial = gt.Model(module, (x,))
+        serial._chunks.serial = True  # what the threads fall back to after a stall
+        run("chunks one at a time", serial)
+        intra = gt.Model(module, (x,))
+        with _intra_op_threads(2):
+            run("2 chunk threads, torch with 2 intra-op threads", intra)
     return out
+
+
+@contextlib.contextmanager
+def _on_chunk_threads():
+    """Keep a long check on the chunk threads (the default gives such a check worker processes)."""
+    from gradcheck.fast import speed
+
+    saved = speed.PROCESSES_AFTER
+    speed.PROCESSES_AFTER = float("inf")
+    try:
+        yield
+    finally:
+        speed.PROCESSES_AFTER = saved
 
 
 @contextlib.contextmanager
