@@ -38,8 +38,8 @@ Optional attributes, declared, never guessed:
   - ``"processes"`` (with "batched"): the model pickles, and its chunks run faster in worker processes than on
     the checker's chunk threads (its ``loss_batch`` holds the GIL for much of each evaluation, as a PyTorch
     module's Python code does). A full check estimated above ``gradcheck.fast.speed.PROCESSES_AFTER`` seconds
-    then runs in one worker process per core, unless the caller chose how to evaluate (``executor``,
-    ``workers``, ``scheduler``, ``evaluator`` or ``batched=False``).
+    then runs in one worker process per core where processes start by fork (Linux), unless the caller chose
+    how to evaluate (``executor``, ``workers``, ``scheduler``, ``evaluator`` or ``batched=False``).
 
 - ``time_axes`` (``{name: axis}``): that parameter gets one row per index along ``axis``, with ``Row.t`` the
   index (label ``x[t=3]``); such rows take part in locating the first bad step, like state rows.

@@ -346,3 +346,14 @@ def test_worker_processes_only_when_the_model_declares_them_and_the_caller_chose
     assert check(model, mode="screen").settings["evaluation"]["executor"] == "serial"
     processes_after(1e9)  # an estimate under the threshold: the chunk threads
     assert check(model, mode="full").settings["evaluation"]["executor"] == "serial"
+
+
+def test_worker_processes_are_chosen_only_where_they_start_by_fork(processes_after, monkeypatch):
+    from gradcheck.fast import speed
+
+    processes_after(0.0)
+    model = PrefersProcesses(3, 4, 3, seed=1)
+    monkeypatch.setattr(speed.multiprocessing, "get_start_method", lambda allow_none=False: "spawn")
+    assert check(model, mode="full").settings["evaluation"]["executor"] == "serial"
+    monkeypatch.setattr(speed.multiprocessing, "get_start_method", lambda allow_none=False: "fork")
+    assert check(model, mode="full").settings["evaluation"]["executor"] == "2 worker processes"

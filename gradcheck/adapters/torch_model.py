@@ -36,7 +36,7 @@ private copy of the module and the inputs (a numpy view of each tensor's storage
 call to move an entry), sums the projection in numpy, and holds torch's intra-op threads to one (two made each
 small forward slower; on a loaded 2-core machine up to 57x in torch's own gradcheck). A model that pickles (a
 module or a module-level function; not a lambda or a local function) also declares "processes": a full check
-estimated above 2 s then runs in one worker process per core, the model pickled to them (the Python part of
+estimated above 2 s then runs in one worker process per core on Linux, the model pickled to them (the Python part of
 every forward holds the GIL: for nn.LSTM(50, 100) 14.4 and 15.7 s against 22.1 and 26.6 s on the chunk
 threads, alternating in one process). Otherwise, or with ``workers``/``executor`` given, chunks run as the
 caller says or concurrently on the checker's chunk threads (torch releases the GIL inside its operators) until

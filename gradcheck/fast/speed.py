@@ -14,6 +14,7 @@ per core for a full check estimated above :data:`PROCESSES_AFTER` seconds (:meth
 from __future__ import annotations
 
 import difflib
+import multiprocessing
 import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
@@ -26,6 +27,13 @@ from .executors import open_executor
 
 PROCESSES_AFTER = 2.0  # seconds: starting the workers and sending them the model costs about 0.1 s
 CORES = os.cpu_count() or 1
+
+
+def forks() -> bool:
+    """Worker processes start by fork (Linux before Python 3.14): they start at once, with the model's classes
+    and modules as this process has them. Elsewhere (spawn, forkserver) they are only used when asked for."""
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    return method == "fork"
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,8 @@ class Speed:
         """A full check of a model declaring "processes" and "batched", the caller having chosen nothing: it
         runs in worker processes if its estimated cost exceeds :data:`PROCESSES_AFTER` (:meth:`for_model`)."""
         caps = spec.capabilities
-        return mode != "screen" and CORES > 1 and {"processes", "batched"} <= caps and not self.chosen()
+        wanted = mode != "screen" and CORES > 1 and {"processes", "batched"} <= caps and not self.chosen()
+        return wanted and forks()
 
     def for_model(self, spec, mode: str, cost) -> Speed:
         """One worker process per core when :meth:`wants_processes` and the estimate exceeds the threshold."""
