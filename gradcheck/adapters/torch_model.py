@@ -145,9 +145,9 @@ class Model:
         self._chunks = _ChunkGate()  # concurrent chunks, one at a time after a stall (see "Speed" above)
         self._projection = None  # drawn at the first forward, from the output's floating tensors
         self._first_forward(originals)
-        self.report_settings = {"torch": self._settings(originals, fixed)}
         if _picklable(self):  # a long full check then runs in worker processes (see "Speed" above)
             self.capabilities |= {"processes"}
+        self.report_settings = {"torch": self._settings(originals, fixed)}
 
     # ---- the protocol
     def parameters(self) -> dict:
@@ -297,7 +297,12 @@ class Model:
             "held_fixed": fixed,
             "intra_op_threads_while_differencing": 1,
             "differencing_under": "torch.inference_mode" if self._inference else "torch.no_grad",
-            "chunks": "concurrent on the checker's chunk threads; one at a time after a chunk ran 8x slower per "
+            "chunks": (
+                "in one worker process per core for a full check estimated above 2 s (Linux); else "
+                if "processes" in self.capabilities
+                else "the model does not pickle: "
+            )
+            + "concurrent on the checker's chunk threads, one at a time after a chunk ran 8x slower per "
             "evaluation than the median of the recent ones (workers=N: N processes)",
         }
 
