@@ -53,7 +53,7 @@ import statistics
 import threading
 import time
 import warnings
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 
@@ -631,12 +631,13 @@ def _template(name: str, x, checked: dict, fixed: list):
 
 
 def _holds_floating(x) -> bool:
-    """A tuple, list or dict (of str keys) with a floating tensor among its leaves."""
+    """A tuple, list, named tuple or dict (of str keys) with a floating tensor among its leaves. Other
+    containers (a subclass with a constructor of its own) are not walked: they are held fixed, and named so."""
     if isinstance(x, torch.Tensor):
         return x.is_floating_point()
-    if isinstance(x, Mapping):
+    if type(x) in (dict, OrderedDict):
         return all(isinstance(k, str) for k in x) and any(_holds_floating(y) for y in x.values())
-    if isinstance(x, (tuple, list)):
+    if type(x) in (tuple, list) or (isinstance(x, tuple) and hasattr(x, "_fields")):
         return any(_holds_floating(y) for y in x)
     return False
 
