@@ -225,6 +225,11 @@ def test_nested_containers_name_their_rows_by_index_field_and_key_and_hold_the_r
     # a tuple with no floating tensor stays one fixed argument
     plain = gt.check_function(lambda x, shape: x.reshape(shape), (x64(6), (2, 3)))
     assert [r.label for r in plain.rows] == ["arg0"] and plain.settings["torch"]["held_fixed"] == ["arg1"]
+    # a container with a constructor of its own is not rebuilt: held fixed, and named so
+    from collections import defaultdict
+
+    odd = gt.check_function(lambda s, y: y * s["a"].sum(), {"s": defaultdict(list, a=x64(3)), "y": x64(2)})
+    assert [r.label for r in odd.rows] == ["y"] and odd.settings["torch"]["held_fixed"] == ["s"]
 
 
 def test_the_screen_catches_a_scaled_block_and_passes_the_correct_module():
