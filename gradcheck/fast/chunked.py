@@ -25,7 +25,7 @@ from .executors import ordered_results
 
 BATCH_MEMORY = 32 * 2**20  # bytes of scratch per chunk the automatic K aims at
 BATCH_MIN, BATCH_MAX = 32, 2048
-_CORES = os.cpu_count() or 1
+CORES = os.cpu_count() or 1  # chunk threads, worker processes chosen by speed, the cost estimate
 TASKS_PER_CALL = 8  # chunks are grouped into about this many tasks per call on an executor
 
 
@@ -82,7 +82,7 @@ class ChunkedEvaluator:
         self.progress = progress
         if threads is None:
             with single_threaded_blas() as limited:
-                threads = _CORES if limited and executor is None else 1
+                threads = CORES if limited and executor is None else 1
         self.threads = int(threads) if executor is None else 1
         self._pool = None
         if executor is not None and not isinstance(executor, cf.ThreadPoolExecutor):

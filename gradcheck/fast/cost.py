@@ -10,7 +10,6 @@ check will take long.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import numpy as np
 from .. import finite_diff as fd
 from ..protocol import call_model
 from .blas_threads import single_threaded_blas
-from .chunked import auto_batch
+from .chunked import CORES, auto_batch
 
 PROBES = 2
 PROBE_COPIES = 256  # perturbations in a batched probe: 8.1 us per evaluation at (50, 100, 4), 7.8 with 1310
@@ -70,7 +69,7 @@ def full_check_cost(
     else:
         per = _best(lambda: call_model("loss(params) (timing one call)", model.loss, spec.params, None))
         probe = "loss(params)"
-    parallel = speed.workers or ((os.cpu_count() or 1) if batched else 1)
+    parallel = speed.workers or (CORES if batched else 1)
     return Cost(evaluations, per, parallel, evaluations * per / parallel, probe)
 
 

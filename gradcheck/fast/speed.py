@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import difflib
 import multiprocessing
-import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, replace
 
 from ..errors import ProtocolError
 from ..finite_diff import SerialEvaluator
 from ..options import count, optional
-from .chunked import ChunkedEvaluator
+from .chunked import CORES, ChunkedEvaluator
 from .executors import open_executor
 
 PROCESSES_AFTER = 2.0  # seconds: starting the workers and sending them the model costs about 0.1 s
-CORES = os.cpu_count() or 1
 
 
 def forks() -> bool:
