@@ -677,9 +677,8 @@ def _private_module(module, dtype, with_params: bool):
             f"the module cannot be copied (copy.deepcopy raised {type(exc).__name__}: {exc}); the check works "
             "on a private copy so that it never changes your module"
         ) from None
-    with (
-        warnings.catch_warnings()
-    ):  # a scripted module's copy: torch warns about .grad of a non-leaf in .to()
+    # a scripted module's copy: torch warns about .grad of a non-leaf in .to()
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf")
         proto = proto.to(dtype)
     with torch.no_grad():
